@@ -1,0 +1,1 @@
+"""Job backends: `local` (processes on this machine) and `aws` (AWS Batch via aiobotocore)."""
