@@ -1,0 +1,218 @@
+"""The control API: versioned JSON over HTTP on the daemon's Unix socket.
+
+Handlers stay thin: they parse the request, call the store or operations.py, and answer JSON.
+One middleware turns every `BatchdError` into `{"error": {"code", "message"}}` with its HTTP
+status, so a user mistake never produces a traceback; anything else is logged as
+`api_internal_error` and answered 500 "internal".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from . import __version__, operations
+from .backends.base import Backend
+from .errors import BatchdError, InvalidInput, PayloadTooLarge
+from .logs import get_logger
+from .model import JOB_STATES
+from .peercred import Caller, caller_of
+from .settings import Settings
+from .store import Store
+from .wakeups import Wakeups
+
+log = get_logger(component="api")
+
+
+@dataclass
+class Context:
+    store: Store
+    backend: Backend
+    settings: Settings
+    wake: Wakeups
+    stop: asyncio.Event
+    started_at: float = field(default_factory=time.time)
+
+
+CONTEXT = web.AppKey("context", Context)
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.json_response(data, status=status, dumps=lambda d: json.dumps(d, default=str))
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except BatchdError as exc:
+        return _json({"error": exc.to_json()}, status=exc.http_status)
+    except web.HTTPRequestEntityTooLarge:
+        limit = request.app[CONTEXT].settings.max_request_bytes
+        exc = PayloadTooLarge(f"the request is larger than the daemon accepts ({limit:,} bytes; "
+                              "setting max_request_bytes)")
+        return _json({"error": exc.to_json()}, status=exc.http_status)
+    except web.HTTPException as exc:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status, "http_error")
+        return _json({"error": {"code": code, "message": f"{request.method} {request.path}: "
+                                f"{exc.reason}"}}, status=exc.status)
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("api_internal_error", method=request.method, path=request.path)
+        return _json({"error": {"code": "internal", "message": "batchd hit an internal error; "
+                                "details are in the daemon's log"}}, status=500)
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    try:
+        body = await request.json(loads=json.loads)
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(f"the request body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise InvalidInput("the request body must be a JSON object")
+    return body
+
+
+def _ctx(request: web.Request) -> Context:
+    return request.app[CONTEXT]
+
+
+def _caller(request: web.Request) -> Caller:
+    return caller_of(request)
+
+
+# -- handlers ---------------------------------------------------------------------------------
+async def ping(request: web.Request) -> web.Response:
+    ctx = _ctx(request)
+    return _json({"version": __version__, "backend": ctx.backend.name, "pid": os.getpid(),
+                  "started_at": ctx.started_at, "socket": str(ctx.settings.socket)})
+
+
+async def import_project(request: web.Request) -> web.Response:
+    ctx = _ctx(request)
+    caller = _caller(request)
+    result = await operations.import_project(ctx.store, await _body(request),
+                                             owner_uid=caller.uid, owner_name=caller.name)
+    log.info("project_imported", project=result["name"], samples=result["samples"],
+             user=caller.name, uid=caller.uid)
+    return _json({"project": result}, status=201)
+
+
+async def list_projects(request: web.Request) -> web.Response:
+    return _json({"projects": await _ctx(request).store.projects()})
+
+
+async def create_workflow(request: web.Request) -> web.Response:
+    ctx = _ctx(request)
+    project = request.match_info["project"]
+    result = await operations.create_workflow(ctx.store, project, await _body(request))
+    caller = _caller(request)
+    log.info("workflow_created", project=project, workflow=result["name"],
+             jobs=result["jobs"], user=caller.name, uid=caller.uid)
+    return _json({"workflow": result}, status=201)
+
+
+async def submit_workflow(request: web.Request) -> web.Response:
+    ctx = _ctx(request)
+    workflow = await ctx.store.workflow(request.match_info["project"],
+                                        request.match_info["workflow"])
+    released = await ctx.store.submit_workflow(workflow["id"])
+    ctx.wake.checker.set()
+    caller = _caller(request)
+    log.info("workflow_submitted", project=workflow["project_name"], workflow=workflow["name"],
+             released=released, user=caller.name, uid=caller.uid)
+    workflow = await ctx.store.workflow(workflow["project_name"], workflow["name"])
+    return _json({"workflow": await ctx.store.workflow_status(workflow), "released": released})
+
+
+async def workflow_status(request: web.Request) -> web.Response:
+    ctx = _ctx(request)
+    workflow = await ctx.store.workflow(request.match_info["project"],
+                                        request.match_info["workflow"])
+    return _json(await ctx.store.workflow_status(workflow))
+
+
+async def list_jobs(request: web.Request) -> web.Response:
+    ctx = _ctx(request)
+    workflow = await ctx.store.workflow(request.match_info["project"],
+                                        request.match_info["workflow"])
+    q = request.query
+    state = q.get("state") or None
+    if state is not None:
+        state = state.upper()
+        if state not in JOB_STATES:
+            raise InvalidInput(f"unknown state {q['state']!r}; states are: "
+                               f"{', '.join(JOB_STATES)}")
+    jobs, next_cursor = await ctx.store.list_jobs(
+        workflow["id"], state=state, sample=q.get("sample") or None,
+        step=_int(q, "step"), limit=min(_int(q, "limit") or 500, 1000),
+        after=_int(q, "after") or 0)
+    return _json({"jobs": jobs, "next": next_cursor})
+
+
+async def dashboard(request: web.Request) -> web.Response:
+    return _json({"workflows": await _ctx(request).store.dashboard()})
+
+
+async def register_jobdef(request: web.Request) -> web.Response:
+    from .jobdefs import validate_job_definition
+    ctx = _ctx(request)
+    body = await _body(request)
+    spec = body.get("spec")
+    if not isinstance(spec, dict):
+        raise InvalidInput("request field 'spec' must be a JSON object (the job definition)")
+    spec = validate_job_definition(spec, filename=body.get("filename") or "job definition")
+    result = await ctx.backend.register_job_definition(spec)
+    caller = _caller(request)
+    log.info("jobdef_registered", name=result["jobDefinitionName"],
+             revision=result["revision"], user=caller.name, uid=caller.uid)
+    return _json(result, status=201)
+
+
+async def list_jobdefs(request: web.Request) -> web.Response:
+    return _json({"job_definitions": await _ctx(request).backend.list_job_definitions()})
+
+
+async def shutdown(request: web.Request) -> web.Response:
+    caller = _caller(request)
+    log.info("shutdown_requested", user=caller.name, uid=caller.uid)
+    _ctx(request).stop.set()
+    return _json({"stopping": True})
+
+
+def _int(query, key: str) -> int | None:
+    value = query.get(key)
+    if value in (None, ""):
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise InvalidInput(f"query parameter {key!r} must be a whole number, got {value!r}")
+
+
+def build_app(ctx: Context) -> web.Application:
+    app = web.Application(middlewares=[error_middleware],
+                          client_max_size=ctx.settings.max_request_bytes)
+    app[CONTEXT] = ctx
+    wf = "/v1/projects/{project}/workflows/{workflow}"
+    app.add_routes([
+        web.get("/v1/ping", ping),
+        web.post("/v1/projects", import_project),
+        web.get("/v1/projects", list_projects),
+        web.post("/v1/projects/{project}/workflows", create_workflow),
+        web.post(wf + "/submit", submit_workflow),
+        web.get(wf, workflow_status),
+        web.get(wf + "/jobs", list_jobs),
+        web.get("/v1/dashboard", dashboard),
+        web.post("/v1/jobdefs", register_jobdef),
+        web.get("/v1/jobdefs", list_jobdefs),
+        web.post("/v1/shutdown", shutdown),
+    ])
+    return app

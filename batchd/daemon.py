@@ -1,0 +1,179 @@
+"""The daemon's lifecycle: claim the state dir and socket, run the loops, stop cleanly.
+
+Shutdown has one path, whoever asks for it (SIGTERM, SIGINT, `POST /v1/shutdown`, a crashed
+loop): the `stop` event is set, the socket stops taking requests, each loop finishes the batch
+(transaction) it is in and returns, and whatever has not returned by the deadline is cancelled.
+Signal handlers only set the event. A loop that raises takes the daemon down with exit code 1
+(systemd restarts it) instead of dying silently while the rest pretends all is well.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import os
+import signal
+import socket
+import stat
+import time
+from pathlib import Path
+from typing import Awaitable, Callable
+
+from aiohttp import web
+
+from . import __version__
+from .api import Context, build_app
+from .backends.base import Backend
+from .checker import Checker
+from .errors import BatchdError
+from .logs import get_logger
+from .poller import Poller
+from .settings import Settings
+from .store import Store
+from .submitter import Submitter
+from .wakeups import Wakeups
+
+log = get_logger(component="daemon")
+
+
+class AlreadyRunning(BatchdError):
+    code = "already_running"
+
+
+def make_backend(settings: Settings) -> Backend:
+    if settings.backend == "aws":
+        from .backends.aws import AwsBackend
+        from .ratelimit import RateBudget
+        return AwsBackend(budget=RateBudget(settings.rate_limit), region=settings.aws_region,
+                          profile=settings.aws_profile, log=get_logger(component="aws"))
+    from .backends.local import LocalBackend
+    return LocalBackend(settings.state_dir, vcpus=settings.local_vcpus,
+                        memory=settings.local_memory, log=get_logger(component="local"))
+
+
+def lock_state_dir(state_dir: Path) -> int:
+    """One daemon per state directory: two would both submit the same jobs."""
+    state_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
+    fd = os.open(state_dir / "batchd.lock", os.O_RDWR | os.O_CREAT, 0o640)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise AlreadyRunning(f"another batchd (pid {holder}) is already using the state "
+                             f"directory {state_dir}; stop it first or use another --state-dir")
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
+
+
+def claim_socket(path: Path) -> None:
+    """Replace a stale socket left by a crashed daemon; refuse to steal a live one."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
+    try:
+        mode = path.lstat().st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(mode):
+        raise AlreadyRunning(f"{path} exists and is not a socket; remove it or choose "
+                             "another --socket")
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    probe.settimeout(2.0)
+    try:
+        probe.connect(str(path))
+    except (ConnectionRefusedError, FileNotFoundError):
+        log.info("stale_socket_removed", socket=str(path))
+        path.unlink(missing_ok=True)
+        return
+    finally:
+        probe.close()
+    raise AlreadyRunning(f"another batchd is already answering on {path}; stop it first "
+                         "(`batchctl daemon stop`) or use another --socket")
+
+
+async def supervise(loops: dict[str, Callable[[], Awaitable[None]]],
+                    services: dict[str, Callable[[], Awaitable[None]]],
+                    stop: asyncio.Event, deadline: float) -> list[str]:
+    """Run `loops` (which return by themselves once `stop` is set) and `services` (which run
+    until cancelled). Returns the names of the tasks that crashed."""
+    tasks = {asyncio.create_task(fn(), name=name): name for name, fn in loops.items()}
+    background = {asyncio.create_task(fn(), name=name): name for name, fn in services.items()}
+    stopper = asyncio.create_task(stop.wait())
+    crashed: list[str] = []
+    watch = set(tasks) | set(background) | {stopper}
+    while not stop.is_set():
+        done, watch = await asyncio.wait(watch, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            if task is stopper:
+                continue
+            name = tasks.get(task) or background.get(task)
+            exc = task.exception() if not task.cancelled() else None
+            if exc is not None:
+                log.error("loop_crashed", loop=name, error=repr(exc), exc_info=exc)
+            else:
+                log.error("loop_crashed", loop=name, error="returned before shutdown")
+            crashed.append(name)
+            stop.set()
+    log.info("daemon_stopping")
+    pending = [t for t in tasks if not t.done()]
+    if pending:
+        _, late = await asyncio.wait(pending, timeout=deadline)
+        for task in late:
+            log.warning("loop_cancelled_at_deadline", loop=tasks[task])
+            task.cancel()
+        await asyncio.gather(*late, return_exceptions=True)
+    for task in background:
+        task.cancel()
+    await asyncio.gather(*background, return_exceptions=True)
+    stopper.cancel()
+    for task, name in tasks.items():
+        if task.done() and not task.cancelled() and task.exception() and name not in crashed:
+            log.error("loop_crashed", loop=name, error=repr(task.exception()))
+            crashed.append(name)
+    return crashed
+
+
+async def serve(settings: Settings, *, notify: Callable[[str], None] | None = None) -> int:
+    lock_fd = lock_state_dir(settings.state_dir)
+    claim_socket(settings.socket)
+    store = await Store.open(settings.database)
+    backend = make_backend(settings)
+    runner: web.AppRunner | None = None
+    try:
+        await backend.start()
+        unknown = await store.mark_all_submitting_unknown()
+        stop, wake = asyncio.Event(), Wakeups()
+        ctx = Context(store=store, backend=backend, settings=settings, wake=wake, stop=stop)
+        runner = web.AppRunner(build_app(ctx), handle_signals=False, access_log=None)
+        await runner.setup()
+        site = web.UnixSite(runner, str(settings.socket))
+        await site.start()
+        os.chmod(settings.socket, 0o660)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        submitter = Submitter(store, backend, settings, wake, stop)
+        poller = Poller(store, backend, settings, wake, stop)
+        checker = Checker(store, backend, settings, wake, stop)
+        log.info("daemon_started", version=__version__, backend=backend.name,
+                 socket=str(settings.socket), state_dir=str(settings.state_dir),
+                 pid=os.getpid(), submits_to_reconcile=unknown)
+        if notify:
+            notify("READY=1")
+        crashed = await supervise(
+            {"submitter": submitter.run, "poller": poller.run, "checker": checker.run},
+            {"backend": backend.run}, stop, settings.shutdown_timeout)
+        if notify:
+            notify("STOPPING=1")
+        return 1 if crashed else 0
+    finally:
+        started = time.monotonic()
+        if runner is not None:
+            await runner.cleanup()
+        with contextlib.suppress(FileNotFoundError):
+            settings.socket.unlink()
+        await backend.close()
+        await store.close()
+        os.close(lock_fd)
+        log.info("daemon_stopped", seconds=round(time.monotonic() - started, 3))

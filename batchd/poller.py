@@ -1,0 +1,164 @@
+"""The poller loop: DescribeJobs in batches of 100 for active attempts only.
+
+Attempts carry their own `next_poll_at`, so a cycle touches only what is due (an index range
+scan), never all jobs. Attempts due within a short look-ahead are pulled forward to fill
+batches of 100: ragged batches would multiply API calls per job. Jobs long RUNNABLE are polled
+less often than STARTING/RUNNING ones (nothing happens to them quickly, and AWS's quota is
+shared with SubmitJob). A job DescribeJobs stops returning is looked up by name and otherwise
+declared lost, never polled forever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from .backends.base import DESCRIBE_BATCH, Backend, JobStatus
+from .errors import BackendError
+from .failures import LOST, FailedAttempt, RetryPolicy, classify, decide
+from .logs import get_logger
+from .settings import Settings
+from .store import AttemptUpdate, Store
+from .wakeups import Wakeups, pause
+
+MISSING_POLLS_BEFORE_LOST = 3
+RUNNABLE_SLOWDOWN = 3.0       # poll long-RUNNABLE jobs this many times less often
+
+
+def _seconds(ms: int | None) -> float | None:
+    return ms / 1000.0 if ms else None
+
+
+class Poller:
+    def __init__(self, store: Store, backend: Backend, settings: Settings, wake: Wakeups,
+                 stop: asyncio.Event) -> None:
+        self.store, self.backend, self.settings = store, backend, settings
+        self.wake, self.stop = wake, stop
+        self.log = get_logger(loop="poller")
+        self._sem = asyncio.Semaphore(max(1, settings.describe_concurrency))
+
+    @property
+    def interval(self) -> float:
+        return self.settings.effective_poll_interval
+
+    async def run(self) -> None:
+        while not self.stop.is_set():
+            await self.cycle()
+            next_at = await self.store.next_poll_time()
+            delay = self.interval if next_at is None else next_at - time.time()
+            await pause(self.wake.poller, self.stop, min(max(delay, 0.05), self.interval))
+
+    async def cycle(self) -> int:
+        now = time.time()
+        lookahead = now + self.interval * 0.5
+        limit = DESCRIBE_BATCH * max(1, self.settings.describe_concurrency) * 4
+        due = await self.store.attempts_due(lookahead, limit)
+        # Poll only when something is actually due; then top the batches up from the window.
+        if not due or due[0]["next_poll_at"] > now:
+            return 0
+        batches = [due[i:i + DESCRIBE_BATCH] for i in range(0, len(due), DESCRIBE_BATCH)]
+        await asyncio.gather(*(self._poll_batch(batch) for batch in batches))
+        return len(due)
+
+    def _next_poll(self, status: JobStatus, runnable_at: float | None, now: float) -> float:
+        if status.status == "RUNNABLE" and runnable_at and now - runnable_at > 5 * self.interval:
+            return now + self.interval * RUNNABLE_SLOWDOWN
+        return now + self.interval
+
+    async def _poll_batch(self, batch: list[dict[str, Any]]) -> None:
+        ids = [a["backend_job_id"] for a in batch]
+        async with self._sem:
+            try:
+                statuses = await self.backend.describe(ids)
+            except BackendError as exc:
+                self.log.info("poll_deferred", kind=exc.kind, error=exc.message, jobs=len(ids))
+                later = time.time() + self.interval
+                await self.store.defer_polls([(a["id"], later) for a in batch])
+                return
+        now = time.time()
+        by_id = {s.job_id: s for s in statuses}
+        updates: list[AttemptUpdate] = []
+        missing: list[tuple[int, float]] = []
+        failed: list[tuple[dict[str, Any], JobStatus]] = []
+        lost: list[dict[str, Any]] = []
+        for attempt in batch:
+            status = by_id.get(attempt["backend_job_id"])
+            if status is None:
+                if attempt["missing_polls"] + 1 >= MISSING_POLLS_BEFORE_LOST:
+                    lost.append(attempt)
+                else:
+                    missing.append((attempt["id"], now + self.interval))
+                continue
+            changed = status.status != attempt["state"]
+            runnable_at = now if status.status == "RUNNABLE" else None
+            updates.append(AttemptUpdate(
+                attempt_id=attempt["id"], job_id=attempt["job_id"], state=status.status,
+                status_reason=status.status_reason, container_reason=status.container_reason,
+                exit_code=status.exit_code, log_stream=status.log_stream,
+                started_at=_seconds(status.started_at), stopped_at=_seconds(status.stopped_at),
+                runnable_at=runnable_at,
+                next_poll_at=self._next_poll(status, attempt["runnable_at"], now),
+                changed=changed))
+            if changed:
+                self.log.debug("job_state_changed", job_id=status.job_id,
+                               job_name=status.job_name, state=status.status)
+                if status.status == "FAILED":
+                    failed.append((attempt, status))
+                elif status.status == "SUCCEEDED":
+                    self.log.info("job_succeeded", job_id=status.job_id,
+                                  job_name=status.job_name)
+        await self.store.apply_poll(updates, missing)
+        if any(u.changed and u.state == "SUCCEEDED" for u in updates):
+            self.wake.checker.set()
+        if failed:
+            await self._handle_failures([
+                (a["id"], classify(s.status_reason, s.container_reason, s.exit_code),
+                 s.container_reason or s.status_reason or "") for a, s in failed])
+        for attempt in lost:
+            await self._reconcile_lost(attempt)
+
+    async def _reconcile_lost(self, attempt: dict[str, Any]) -> None:
+        try:
+            found = await self.backend.find_by_name(attempt["job_name"], attempt["queue"])
+        except BackendError as exc:
+            self.log.info("poll_deferred", kind=exc.kind, error=exc.message, jobs=1)
+            await self.store.defer_polls([(attempt["id"], time.time() + self.interval)])
+            return
+        if found is not None and found.job_id == attempt["backend_job_id"]:
+            # Listed but not described: a passing inconsistency; look again later.
+            await self.store.defer_polls([(attempt["id"], time.time() + self.interval)])
+            return
+        reason = (f"AWS Batch no longer returns job {attempt['backend_job_id']} "
+                  f"({attempt['job_name']}) and has no job of that name; it was most likely "
+                  "forgotten after it finished")
+        self.log.warning("job_lost", job_id=attempt["backend_job_id"],
+                         job_name=attempt["job_name"])
+        await self.store.fail_attempt(attempt["id"], reason)
+        await self._handle_failures([(attempt["id"], LOST, reason)])
+
+    async def _handle_failures(self, items: list[tuple[int, str, str]]) -> None:
+        """(attempt_id, failure class, detail): apply the retry policy to each."""
+        context = await self.store.failure_context(a for a, _, _ in items)
+        decisions = []
+        for attempt_id, cls, detail in items:
+            ctx = context.get(attempt_id)
+            if ctx is None or ctx["current_attempt_id"] != attempt_id:
+                continue
+            policy = RetryPolicy.merged(self.settings.retry, _json(ctx["retry"]))
+            failure = FailedAttempt(cls, detail, ctx["exit_code"], ctx["memory"], ctx["vcpus"],
+                                    ctx["timeout"], ctx["spot_failures"], ctx["other_failures"])
+            decision = decide(failure, policy)
+            decisions.append((ctx["job_id"], attempt_id, decision))
+            event = "job_retrying" if type(decision).__name__ == "Retry" else "job_failed"
+            self.log.warning(event, attempt_id=attempt_id, failure_class=cls,
+                             reason=decision.reason)
+        if decisions:
+            await self.store.apply_failures(decisions)
+            self.wake.submitter.set()
+            self.wake.checker.set()
+
+
+def _json(text: str | None) -> dict[str, Any] | None:
+    import json
+    return json.loads(text) if text else None

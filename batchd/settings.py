@@ -1,0 +1,236 @@
+"""The one frozen settings object, built from defaults < TOML file < BATCHD_* env < flags.
+
+Every loop, the API and the backends receive this object explicitly; nothing reads the
+environment or the config file anywhere else. A bad value in any layer is an InvalidInput
+naming the layer (file, variable or flag) and the key, so a typo in /etc/batchd/batchd.toml
+stops the daemon at start-up with a readable message instead of a surprise hours later.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+from .errors import InvalidInput
+
+SYSTEM_CONFIG = Path("/etc/batchd/batchd.toml")
+SYSTEM_SOCKET = Path("/run/batchd/batchd.sock")
+
+
+def default_socket() -> Path:
+    """Root (the systemd service) uses /run/batchd; a user gets a private runtime dir."""
+    if os.geteuid() == 0:
+        return SYSTEM_SOCKET
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    if runtime:
+        return Path(runtime) / "batchd" / "batchd.sock"
+    return Path(f"/tmp/batchd-{os.getuid()}") / "batchd.sock"
+
+
+def default_state_dir() -> Path:
+    if os.geteuid() == 0:
+        return Path("/var/lib/batchd")
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "batchd"
+
+
+def _total_memory_mib() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // (1024 * 1024)
+    except (ValueError, OSError):  # pragma: no cover - exotic platforms
+        return 4096
+
+
+@dataclass(frozen=True)
+class RetryDefaults:
+    max_attempts: int = 3
+    spot_attempts: int = 5
+    memory_factor: float = 2.0
+    max_memory: int = 256_000
+    timeout_factor: float = 1.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    socket: Path = field(default_factory=default_socket)
+    state_dir: Path = field(default_factory=default_state_dir)
+    backend: str = "local"
+    # Seconds between status polls of one active job; None = 30 on aws, 1 on local.
+    poll_interval: float | None = None
+    # Seconds between output checks that could not be answered (S3 errors) for one job.
+    check_retry_interval: float = 30.0
+    log_format: str = "auto"          # auto | json | console
+    log_level: str = "info"
+    # Account-wide ceiling for all AWS Batch API calls per second (AWS allows ~50 in total).
+    rate_limit: float = 40.0
+    # Jobs in flight (submitted, not finished) per job queue unless the queue has its own cap.
+    max_in_flight: int = 1000
+    queue_caps: Mapping[str, int] = field(default_factory=dict)
+    submit_concurrency: int = 16
+    describe_concurrency: int = 4
+    aws_region: str | None = None
+    aws_profile: str | None = None
+    local_vcpus: float = float(os.cpu_count() or 1)
+    local_memory: int = field(default_factory=_total_memory_mib)
+    retry: RetryDefaults = field(default_factory=RetryDefaults)
+    # Cancel jobs RUNNABLE that no compute environment of their queue can ever place.
+    cancel_unplaceable: bool = False
+    # A job RUNNABLE this many times longer than the median of its queue's peers is flagged.
+    stuck_factor: float = 5.0
+    admin_group: str = "batchd-admin"
+    max_request_bytes: int = 512 * 1024 * 1024
+    shutdown_timeout: float = 20.0
+    config_file: Path | None = None
+
+    @property
+    def database(self) -> Path:
+        return self.state_dir / "batchd.sqlite3"
+
+    @property
+    def effective_poll_interval(self) -> float:
+        if self.poll_interval is not None:
+            return self.poll_interval
+        return 30.0 if self.backend == "aws" else 1.0
+
+    def cap_for(self, queue: str) -> int:
+        return int(self.queue_caps.get(queue, self.max_in_flight))
+
+
+# TOML layout -> flat field names. Sections keep the file readable for admins.
+_TOML_SECTIONS = {
+    "aws": {"region": "aws_region", "profile": "aws_profile", "rate_limit": "rate_limit"},
+    "local": {"vcpus": "local_vcpus", "memory": "local_memory"},
+    "submit": {"max_in_flight": "max_in_flight", "concurrency": "submit_concurrency"},
+    "poll": {"interval": "poll_interval", "concurrency": "describe_concurrency"},
+    "log": {"format": "log_format", "level": "log_level"},
+    "stuck": {"factor": "stuck_factor", "cancel_unplaceable": "cancel_unplaceable"},
+}
+_RETRY_FIELDS = {f.name: f for f in fields(RetryDefaults)}
+_FIELDS = {f.name: f for f in fields(Settings) if f.name not in ("retry", "queue_caps", "config_file")}
+_CHOICES = {"backend": ("local", "aws"), "log_format": ("auto", "json", "console"),
+            "log_level": ("debug", "info", "warning", "error")}
+
+
+def _coerce(name: str, value: Any, where: str) -> Any:
+    """Convert a raw value (str from env/flags, or a TOML value) to the field's type."""
+    target = _FIELDS[name].type if name in _FIELDS else _RETRY_FIELDS[name].type
+    target = str(target)
+    try:
+        if value is None:
+            return None
+        if "Path" in target:
+            return Path(os.path.expanduser(str(value)))
+        if "bool" in target:
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off"):
+                return False
+            raise ValueError("expected true or false")
+        if "float" in target:
+            number = float(value)
+            if number < 0:
+                raise ValueError("must not be negative")
+            return number
+        if "int" in target:
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError("expected a whole number")
+            number = int(value)
+            if number < 0:
+                raise ValueError("must not be negative")
+            return number
+        text = str(value)
+        if name in _CHOICES and text not in _CHOICES[name]:
+            raise ValueError(f"expected one of {', '.join(_CHOICES[name])}")
+        return text
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput(f"{where}: invalid value {value!r} for {name}: {exc}") from None
+
+
+def _from_toml(path: Path) -> tuple[dict[str, Any], dict[str, int], dict[str, Any]]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InvalidInput(f"config file {path} does not exist") from None
+    except PermissionError:
+        raise InvalidInput(f"config file {path} is not readable by this user") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise InvalidInput(f"config file {path}: {exc}") from None
+    flat: dict[str, Any] = {}
+    caps: dict[str, int] = {}
+    retry: dict[str, Any] = {}
+    for key, value in data.items():
+        where = f"{path}: {key}"
+        if key in _TOML_SECTIONS and isinstance(value, dict):
+            for sub, subvalue in value.items():
+                if sub not in _TOML_SECTIONS[key]:
+                    known = ", ".join(sorted(_TOML_SECTIONS[key]))
+                    raise InvalidInput(f"{path}: unknown key [{key}] {sub}; known keys: {known}")
+                flat[_TOML_SECTIONS[key][sub]] = _coerce(_TOML_SECTIONS[key][sub], subvalue,
+                                                         f"{path}: [{key}] {sub}")
+        elif key == "retry" and isinstance(value, dict):
+            for sub, subvalue in value.items():
+                if sub not in _RETRY_FIELDS:
+                    raise InvalidInput(f"{path}: unknown key [retry] {sub}; known keys: "
+                                       f"{', '.join(_RETRY_FIELDS)}")
+                retry[sub] = _coerce(sub, subvalue, f"{path}: [retry] {sub}")
+        elif key == "queues" and isinstance(value, dict):
+            for queue, table in value.items():
+                if not isinstance(table, dict) or set(table) - {"max_in_flight"}:
+                    raise InvalidInput(f'{path}: [queues."{queue}"] accepts only max_in_flight')
+                if "max_in_flight" in table:
+                    caps[queue] = _coerce("max_in_flight", table["max_in_flight"],
+                                          f'{path}: [queues."{queue}"] max_in_flight')
+        elif key in _FIELDS:
+            flat[key] = _coerce(key, value, where)
+        else:
+            raise InvalidInput(f"{path}: unknown setting {key!r}")
+    return flat, caps, retry
+
+
+def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for name in _FIELDS:
+        var = f"BATCHD_{name.upper()}"
+        if var in env and env[var] != "":
+            flat[name] = _coerce(name, env[var], f"environment variable {var}")
+    return flat
+
+
+def load_settings(flags: Mapping[str, Any] | None = None,
+                  env: Mapping[str, str] | None = None) -> Settings:
+    """Build Settings. `flags` holds only the flags the user actually gave (None = not given)."""
+    flags = {k: v for k, v in (flags or {}).items() if v is not None}
+    env = os.environ if env is None else env
+    config = flags.get("config_file") or env.get("BATCHD_CONFIG") or None
+    config_path = Path(config) if config else (SYSTEM_CONFIG if SYSTEM_CONFIG.exists() else None)
+    values: dict[str, Any] = {}
+    caps: dict[str, int] = {}
+    retry: dict[str, Any] = {}
+    if config_path is not None:
+        values, caps, retry = _from_toml(config_path)
+    values.update(_from_env(env))
+    for name, value in flags.items():
+        if name == "config_file":
+            continue
+        if name not in _FIELDS:
+            raise InvalidInput(f"unknown setting {name!r}")
+        values[name] = _coerce(name, value, f"--{name.replace('_', '-')}")
+    settings = Settings(**values, queue_caps=caps, retry=RetryDefaults(**retry),
+                        config_file=config_path)
+    return settings
+
+
+def reload_settings(current: Settings) -> Settings:
+    """Re-read the same layers (SIGHUP); flags given at start-up are kept by the caller."""
+    return load_settings({"config_file": current.config_file} if current.config_file else {})
+
+
+def replace(settings: Settings, **changes: Any) -> Settings:
+    return dataclasses.replace(settings, **changes)

@@ -1,0 +1,18 @@
+"""`Store`: the one class that owns all of batchd's SQL (split by concern across mixins)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .projects import ProjectQueries
+from .scheduling import AttemptUpdate, Claim, SchedulingQueries
+
+__all__ = ["Store", "Claim", "AttemptUpdate"]
+
+
+class Store(ProjectQueries, SchedulingQueries):
+    @classmethod
+    async def open(cls, path: Path) -> "Store":  # type: ignore[override]
+        store = cls(path)
+        await store._connect()
+        return store

@@ -1,0 +1,136 @@
+"""The SQLite connection, numbered migrations and transactions behind `Store`.
+
+One writer connection, serialised by an asyncio lock so a transaction is never interleaved with
+another coroutine's statements, and one reader connection for the API: in WAL mode readers see
+the last committed state and never wait behind the loops' write transactions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+import time
+from importlib import resources
+from pathlib import Path
+from typing import Any, AsyncIterator, Iterable
+
+import aiosqlite
+
+from ..errors import Unavailable
+
+_UNAVAILABLE_MARKERS = ("disk is full", "readonly database", "disk i/o error",
+                        "unable to open database")
+
+
+def _unavailable(exc: sqlite3.Error, path: Path) -> Unavailable | None:
+    text = str(exc).lower()
+    if any(marker in text for marker in _UNAVAILABLE_MARKERS):
+        return Unavailable(
+            f"batchd cannot write its state database {path} ({exc}); it refuses new work until "
+            "an administrator frees disk space or makes the state directory writable. Nothing "
+            "already recorded was lost.")
+    return None
+
+
+def _migrations() -> list[tuple[int, str, str]]:
+    found = []
+    for entry in resources.files("batchd").joinpath("migrations").iterdir():
+        name = entry.name
+        if name.endswith(".sql") and name[:4].isdigit():
+            found.append((int(name[:4]), name, entry.read_text(encoding="utf-8")))
+    return sorted(found)
+
+
+class StoreBase:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._writer: aiosqlite.Connection | None = None
+        self._reader: aiosqlite.Connection | None = None
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    async def open(cls, path: Path) -> "StoreBase":
+        store = cls(path)
+        await store._connect()
+        return store
+
+    async def _connect(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._writer = await aiosqlite.connect(self.path, isolation_level=None)
+            await self._pragmas(self._writer)
+            await self._writer.execute("PRAGMA journal_mode=WAL")
+            await self._migrate()
+            self._reader = await aiosqlite.connect(self.path, isolation_level=None)
+            await self._pragmas(self._reader)
+        except sqlite3.Error as exc:
+            raise _unavailable(exc, self.path) or exc
+
+    @staticmethod
+    async def _pragmas(conn: aiosqlite.Connection) -> None:
+        conn.row_factory = sqlite3.Row
+        await conn.execute("PRAGMA foreign_keys=ON")
+        await conn.execute("PRAGMA busy_timeout=10000")
+        # NORMAL is durable across process crashes in WAL mode (only an OS crash or power cut
+        # can lose the last transactions), and it avoids an fsync per commit.
+        await conn.execute("PRAGMA synchronous=NORMAL")
+        await conn.execute("PRAGMA cache_size=-65536")
+        await conn.execute("PRAGMA temp_store=MEMORY")
+
+    async def _migrate(self) -> None:
+        conn = self._writer
+        assert conn is not None
+        await conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations ("
+                           "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL)")
+        async with conn.execute("SELECT version FROM schema_migrations") as cur:
+            applied = {row[0] for row in await cur.fetchall()}
+        for version, name, sql in _migrations():
+            if version in applied:
+                continue
+            # executescript commits first; wrap the file and its bookkeeping in one transaction
+            # so a crash mid-migration leaves the schema at the previous version.
+            await conn.executescript(
+                f"BEGIN IMMEDIATE;\n{sql}\nINSERT INTO schema_migrations VALUES "
+                f"({version}, '{name}', {time.time()});\nCOMMIT;")
+
+    async def close(self) -> None:
+        for conn in (self._reader, self._writer):
+            if conn is not None:
+                await conn.close()
+        self._reader = self._writer = None
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        """BEGIN IMMEDIATE ... COMMIT; rolled back on any exception (including cancellation)."""
+        async with self._lock:
+            conn = self._writer
+            assert conn is not None, "store is closed"
+            try:
+                await conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise _unavailable(exc, self.path) or exc
+            try:
+                yield conn
+                await conn.execute("COMMIT")
+            except BaseException as exc:
+                with contextlib.suppress(sqlite3.Error):
+                    await conn.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error):
+                    raise _unavailable(exc, self.path) or exc
+                raise
+
+    async def read(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
+        conn = self._reader
+        assert conn is not None, "store is closed"
+        async with conn.execute(sql, tuple(params)) as cur:
+            return list(await cur.fetchall())
+
+    async def read_one(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Row | None:
+        rows = await self.read(sql, params)
+        return rows[0] if rows else None
+
+    async def writable_check(self) -> None:
+        """Raise Unavailable if the database cannot take a write (used before accepting work)."""
+        async with self.transaction() as conn:
+            await conn.execute("CREATE TEMP TABLE IF NOT EXISTS _probe (x)")

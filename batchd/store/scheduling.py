@@ -1,0 +1,286 @@
+"""The loops' side of the store: claiming work, recording submissions, polls and checks.
+
+Every method is one transaction over a batch, so a crash at any instant leaves either the
+whole batch recorded or none of it. Guards in the WHERE clauses (`current_attempt_id = ?`,
+`state IN (...)`) make a late answer about an old attempt, or about a job the user cancelled
+meanwhile, a no-op instead of a corruption.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Sequence
+
+from ..failures import GiveUp, Retry
+from ..model import (CANCELLED, CHECKING, COMPLETED, FAILED, IN_FLIGHT, QUEUED, READY,
+                     SUBMITTING, WAITING)
+from .base import StoreBase
+
+_IN_FLIGHT_SQL = ",".join(f"'{s}'" for s in IN_FLIGHT)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A queued job turned into a new attempt, ready to be sent."""
+
+    attempt_id: int
+    job_id: int
+    request: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class AttemptUpdate:
+    attempt_id: int
+    job_id: int
+    state: str
+    status_reason: str | None
+    container_reason: str | None
+    exit_code: int | None
+    log_stream: str | None
+    started_at: float | None
+    stopped_at: float | None
+    runnable_at: float | None
+    next_poll_at: float
+    changed: bool               # record a transition
+
+
+class SchedulingQueries(StoreBase):
+    # -- submitter ----------------------------------------------------------------------------
+    async def in_flight_by_queue(self) -> dict[str, int]:
+        rows = await self.read(f"SELECT queue, count(*) AS n FROM jobs "
+                               f"WHERE state IN ({_IN_FLIGHT_SQL}) GROUP BY queue")
+        return {row["queue"]: row["n"] for row in rows}
+
+    async def queued_groups(self) -> list[tuple[int, str, int]]:
+        rows = await self.read("SELECT workflow_id, queue, count(*) AS n FROM jobs "
+                               "WHERE state = 'QUEUED' GROUP BY workflow_id, queue "
+                               "ORDER BY workflow_id")
+        return [(row["workflow_id"], row["queue"], row["n"]) for row in rows]
+
+    async def claim(self, workflow_id: int, queue: str, limit: int,
+                    plan: Callable[[dict[str, Any]], dict[str, Any]]) -> list[Claim]:
+        """Turn up to `limit` QUEUED jobs into SUBMITTING attempts. `plan(row)` builds the
+        request (job name, resources, parameters...). Durable before anything is sent."""
+        now = time.time()
+        async with self.transaction() as conn:
+            async with conn.execute(
+                "SELECT j.id, j.step, j.attempts, j.parameters, j.command, j.environment, "
+                "j.vcpus, j.memory, j.timeout, j.queue, s.name AS sample, w.name AS workflow, "
+                "w.base_dir, p.name AS project, a.job_definition, a.vcpus AS a_vcpus, "
+                "a.memory AS a_memory, a.timeout AS a_timeout FROM jobs j "
+                "JOIN samples s ON s.id = j.sample_id JOIN workflows w ON w.id = j.workflow_id "
+                "JOIN projects p ON p.id = w.project_id "
+                "JOIN analyses a ON a.workflow_id = j.workflow_id AND a.step = j.step "
+                "WHERE j.workflow_id = ? AND j.queue = ? AND j.state = 'QUEUED' "
+                "ORDER BY j.step DESC, j.id LIMIT ?", (workflow_id, queue, limit)) as cur:
+                rows = [dict(r) for r in await cur.fetchall()]
+            claims = []
+            for row in rows:
+                request = plan(row)
+                cur = await conn.execute(
+                    "INSERT INTO attempts (job_id, attempt, job_name, queue, job_definition, "
+                    "vcpus, memory, timeout, request, state, submit_status, created_at) "
+                    "VALUES (?,?,?,?,?,?,?,?,?,?,'pending',?)",
+                    (row["id"], row["attempts"] + 1, request["job_name"], request["queue"],
+                     request["job_definition"], request["vcpus"], request["memory"],
+                     request["timeout"], json.dumps(request), SUBMITTING, now))
+                claims.append(Claim(cur.lastrowid, row["id"], request))
+            await conn.executemany(
+                "UPDATE jobs SET state = ?, attempts = attempts + 1, current_attempt_id = ?, "
+                "updated_at = ? WHERE id = ?",
+                [(SUBMITTING, c.attempt_id, now, c.job_id) for c in claims])
+            await conn.executemany(
+                "INSERT INTO transitions (attempt_id, state, at) VALUES (?,?,?)",
+                [(c.attempt_id, SUBMITTING, now) for c in claims])
+        return claims
+
+    async def attempts_to_send(self, now: float, limit: int, status: str) -> list[Claim]:
+        """SUBMITTING attempts due for a resend ('pending') or a reconciliation ('unknown')."""
+        rows = await self.read(
+            "SELECT id, job_id, request FROM attempts WHERE state = 'SUBMITTING' "
+            "AND submit_status = ? AND next_poll_at <= ? ORDER BY next_poll_at LIMIT ?",
+            (status, now, limit))
+        return [Claim(r["id"], r["job_id"], json.loads(r["request"])) for r in rows]
+
+    async def mark_all_submitting_unknown(self) -> int:
+        """At start-up nobody knows whether an in-progress SubmitJob reached AWS."""
+        async with self.transaction() as conn:
+            cur = await conn.execute("UPDATE attempts SET submit_status = 'unknown', "
+                                     "next_poll_at = 0 WHERE state = 'SUBMITTING'")
+            return cur.rowcount
+
+    async def set_submit_status(self, items: Sequence[tuple[int, str, float]]) -> None:
+        """(attempt_id, 'pending'|'unknown', next try at)."""
+        async with self.transaction() as conn:
+            await conn.executemany(
+                "UPDATE attempts SET submit_status = ?, next_poll_at = ? "
+                "WHERE id = ? AND state = 'SUBMITTING'",
+                [(status, at, attempt_id) for attempt_id, status, at in items])
+
+    async def record_submitted(self, items: Sequence[tuple[int, str]],
+                               first_poll_at: float) -> list[tuple[int, str]]:
+        """(attempt_id, backend job id). Returns those whose job was cancelled meanwhile, so
+        the caller cancels them in the backend too."""
+        now = time.time()
+        orphans = []
+        async with self.transaction() as conn:
+            for attempt_id, backend_id in items:
+                await conn.execute(
+                    "UPDATE attempts SET backend_job_id = ?, state = 'SUBMITTED', "
+                    "submit_status = NULL, submitted_at = ?, next_poll_at = ? "
+                    "WHERE id = ? AND state = 'SUBMITTING'",
+                    (backend_id, now, first_poll_at, attempt_id))
+                cur = await conn.execute(
+                    "UPDATE jobs SET state = 'SUBMITTED', updated_at = ? "
+                    "WHERE current_attempt_id = ? AND state = 'SUBMITTING'", (now, attempt_id))
+                if cur.rowcount == 0:
+                    orphans.append((attempt_id, backend_id))
+            await conn.executemany("INSERT INTO transitions (attempt_id, state, at) "
+                                   "VALUES (?, 'SUBMITTED', ?)", [(a, now) for a, _ in items])
+        return orphans
+
+    # -- poller -------------------------------------------------------------------------------
+    async def attempts_due(self, now: float, limit: int) -> list[dict[str, Any]]:
+        rows = await self.read(
+            "SELECT id, job_id, backend_job_id, job_name, queue, state, runnable_at, "
+            "missing_polls, memory, vcpus, timeout, next_poll_at FROM attempts "
+            "WHERE state IN ('SUBMITTED','PENDING','RUNNABLE','STARTING','RUNNING') "
+            "AND next_poll_at <= ? ORDER BY next_poll_at LIMIT ?", (now, limit))
+        return [dict(r) for r in rows]
+
+    async def next_poll_time(self) -> float | None:
+        row = await self.read_one(
+            "SELECT min(next_poll_at) AS t FROM attempts "
+            "WHERE state IN ('SUBMITTED','PENDING','RUNNABLE','STARTING','RUNNING')")
+        return row["t"] if row else None
+
+    async def apply_poll(self, updates: Sequence[AttemptUpdate], missing: Sequence[tuple[int, float]],
+                         ) -> None:
+        """Record one DescribeJobs batch: attempt fields, job mirror states, transitions."""
+        now = time.time()
+        async with self.transaction() as conn:
+            await conn.executemany(
+                "UPDATE attempts SET state = ?, status_reason = ?, container_reason = ?, "
+                "exit_code = ?, log_stream = coalesce(?, log_stream), "
+                "started_at = coalesce(?, started_at), stopped_at = coalesce(?, stopped_at), "
+                "runnable_at = coalesce(runnable_at, ?), next_poll_at = ?, missing_polls = 0 "
+                "WHERE id = ?",
+                [(u.state, u.status_reason, u.container_reason, u.exit_code, u.log_stream,
+                  u.started_at, u.stopped_at, u.runnable_at, u.next_poll_at, u.attempt_id)
+                 for u in updates])
+            active = [u for u in updates if u.changed and u.state in IN_FLIGHT]
+            await conn.executemany(
+                f"UPDATE jobs SET state = ?, updated_at = ? WHERE current_attempt_id = ? "
+                f"AND state IN ({_IN_FLIGHT_SQL})",
+                [(u.state, now, u.attempt_id) for u in active])
+            done = [u for u in updates if u.changed and u.state == "SUCCEEDED"]
+            await conn.executemany(
+                f"UPDATE jobs SET state = '{CHECKING}', next_check_at = 0, updated_at = ? "
+                f"WHERE current_attempt_id = ? AND state IN ({_IN_FLIGHT_SQL})",
+                [(now, u.attempt_id) for u in done])
+            await conn.executemany(
+                "INSERT INTO transitions (attempt_id, state, reason, at) VALUES (?,?,?,?)",
+                [(u.attempt_id, u.state, u.status_reason, now) for u in updates if u.changed])
+            await conn.executemany(
+                "UPDATE attempts SET missing_polls = missing_polls + 1, next_poll_at = ? "
+                "WHERE id = ?", [(at, attempt_id) for attempt_id, at in missing])
+
+    async def defer_polls(self, items: Sequence[tuple[int, float]]) -> None:
+        """(attempt_id, next poll at) after a describe that could not be answered."""
+        async with self.transaction() as conn:
+            await conn.executemany("UPDATE attempts SET next_poll_at = ? WHERE id = ?",
+                                   [(at, attempt_id) for attempt_id, at in items])
+
+    async def fail_attempt(self, attempt_id: int, reason: str) -> None:
+        """An attempt that ended without the backend saying so (rejected submit, lost job)."""
+        now = time.time()
+        async with self.transaction() as conn:
+            await conn.execute("UPDATE attempts SET state = 'FAILED', status_reason = ?, "
+                               "stopped_at = coalesce(stopped_at, ?) WHERE id = ?",
+                               (reason, now, attempt_id))
+            await conn.execute("INSERT INTO transitions (attempt_id, state, reason, at) "
+                               "VALUES (?, 'FAILED', ?, ?)", (attempt_id, reason, now))
+
+    # -- failures (poller and checker) --------------------------------------------------------
+    async def failure_context(self, attempt_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+        """Per attempt: what the retry policy needs (counters, resources, analysis policy)."""
+        ids = list(attempt_ids)
+        out: dict[int, dict[str, Any]] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            rows = await self.read(
+                "SELECT t.id AS attempt_id, t.memory, t.vcpus, t.timeout, t.failure_class, "
+                "t.status_reason, t.container_reason, t.exit_code, j.id AS job_id, j.state, "
+                "j.current_attempt_id, j.spot_failures, j.other_failures, a.retry "
+                "FROM attempts t JOIN jobs j ON j.id = t.job_id JOIN analyses a "
+                "ON a.workflow_id = j.workflow_id AND a.step = j.step "
+                f"WHERE t.id IN ({','.join('?' * len(chunk))})", chunk)
+            out.update({r["attempt_id"]: dict(r) for r in rows})
+        return out
+
+    async def apply_failures(self, items: Sequence[tuple[int, int, Retry | GiveUp]]) -> None:
+        """(job_id, attempt_id, decision). Only the job's current attempt moves the job."""
+        now = time.time()
+        async with self.transaction() as conn:
+            for job_id, attempt_id, decision in items:
+                await conn.execute("UPDATE attempts SET failure_class = ? WHERE id = ?",
+                                   (decision.failure_class, attempt_id))
+                guard = (f"WHERE id = ? AND current_attempt_id = ? AND state IN "
+                         f"({_IN_FLIGHT_SQL}, '{CHECKING}')")
+                if isinstance(decision, Retry):
+                    # A lost job may have finished fine: check its outputs before paying again.
+                    next_state = READY if decision.failure_class == "lost" else QUEUED
+                    await conn.execute(
+                        f"UPDATE jobs SET state = '{next_state}', next_check_at = 0, reason = ?, failure_class = ?, "
+                        "memory = ?, vcpus = ?, timeout = ?, spot_failures = spot_failures + ?, "
+                        f"other_failures = other_failures + ?, updated_at = ? {guard}",
+                        (decision.reason, decision.failure_class, decision.memory,
+                         decision.vcpus, decision.timeout, int(decision.spot),
+                         int(not decision.spot), now, job_id, attempt_id))
+                else:
+                    state = CANCELLED if decision.cancelled else FAILED
+                    spot = decision.failure_class == "spot"
+                    await conn.execute(
+                        f"UPDATE jobs SET state = ?, reason = ?, failure_class = ?, "
+                        f"spot_failures = spot_failures + ?, other_failures = other_failures + ?,"
+                        f" updated_at = ? {guard}",
+                        (state, decision.reason, decision.failure_class, int(spot),
+                         int(not spot), now, job_id, attempt_id))
+
+    # -- output checker -----------------------------------------------------------------------
+    async def jobs_to_check(self, now: float, limit: int) -> list[dict[str, Any]]:
+        rows = await self.read(
+            "SELECT id, state, outputs, current_attempt_id FROM jobs "
+            "WHERE state IN ('READY','CHECKING') AND next_check_at <= ? "
+            "ORDER BY next_check_at, id LIMIT ?", (now, limit))
+        return [dict(r) for r in rows]
+
+    async def apply_checks(self, *, complete: Sequence[tuple[int, bool]],
+                           absent: Sequence[int], unknown: Sequence[tuple[int, float]]) -> None:
+        """complete: (job_id, skipped) -> COMPLETED and release the next step; absent: READY
+        jobs whose outputs are missing -> QUEUED; unknown: try again at the given time."""
+        now = time.time()
+        async with self.transaction() as conn:
+            await conn.executemany(
+                f"UPDATE jobs SET state = '{COMPLETED}', skipped = ?, reason = NULL, "
+                f"updated_at = ? WHERE id = ? AND state IN ('{READY}', '{CHECKING}')",
+                [(int(skipped), now, job_id) for job_id, skipped in complete])
+            await conn.executemany(
+                f"UPDATE jobs SET state = '{READY}', next_check_at = 0, updated_at = ? "
+                f"WHERE state = '{WAITING}' AND (workflow_id, sample_id, step) = "
+                f"(SELECT workflow_id, sample_id, step + 1 FROM jobs WHERE id = ?)",
+                [(now, job_id) for job_id, _ in complete])
+            await conn.executemany(
+                f"UPDATE jobs SET state = '{QUEUED}', updated_at = ? "
+                f"WHERE id = ? AND state = '{READY}'", [(now, job_id) for job_id in absent])
+            await conn.executemany("UPDATE jobs SET next_check_at = ? WHERE id = ?",
+                                   [(at, job_id) for job_id, at in unknown])
+            ids = [job_id for job_id, _ in complete]
+            for start in range(0, len(ids), 500):
+                chunk = ids[start:start + 500]
+                await conn.execute(
+                    "UPDATE workflows SET updated_at = ? WHERE id IN (SELECT DISTINCT "
+                    f"workflow_id FROM jobs WHERE id IN ({','.join('?' * len(chunk))}))",
+                    [now, *chunk])

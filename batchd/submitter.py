@@ -1,0 +1,209 @@
+"""The submitter loop: QUEUED jobs -> attempts -> SubmitJob, exactly once per attempt name.
+
+Order of operations per attempt (the exactly-once protocol):
+1. In one transaction, the attempt is recorded with its deterministic job name (SUBMITTING,
+   submit_status 'pending') before anything is sent.
+2. SubmitJob is sent (the backend applies the account-wide rate budget).
+3. The returned id is recorded. If the answer was an error that proves nothing was created
+   (throttled, rejected), the attempt stays 'pending' (resent later) or fails. If the answer
+   was lost (timeout, reset, 5xx), it becomes 'unknown' and is never resent before the
+   backend has been asked for a job of that name (`find_by_name`). After a crash every
+   SUBMITTING attempt is 'unknown'.
+Per-queue caps bound the jobs in flight; work is taken round-robin across workflows so one
+50,000-job project cannot starve a 10-job one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from .backends.base import Backend, SubmitRequest
+from .errors import BackendError, SubmitOutcomeUnknown
+from .failures import SUBMIT_REJECTED, FailedAttempt, GiveUp
+from .logs import get_logger
+from .naming import job_name
+from .settings import Settings
+from .store import Claim, Store
+from .wakeups import Wakeups, pause
+
+BATCH = 100              # attempts claimed per round: also the most a crash can leave unknown
+SETTLE_SECONDS = 5.0     # ListJobs may lag SubmitJob a little: wait before concluding "absent"
+
+
+def build_request(row: dict[str, Any]) -> dict[str, Any]:
+    """The SubmitJob request for a claimed job row (see Store.claim)."""
+    attempt = row["attempts"] + 1
+    tags = {"batchd:project": row["project"], "batchd:workflow": row["workflow"],
+            "batchd:sample": row["sample"], "batchd:step": str(row["step"]),
+            "batchd:attempt": str(attempt)}
+    return {
+        "job_name": job_name(row["project"], row["workflow"], row["sample"], row["step"],
+                             attempt),
+        "queue": row["queue"], "job_definition": row["job_definition"],
+        "parameters": _loads(row["parameters"]) or {},
+        "vcpus": row["vcpus"] if row["vcpus"] is not None else row["a_vcpus"],
+        "memory": row["memory"] if row["memory"] is not None else row["a_memory"],
+        "timeout": row["timeout"] if row["timeout"] is not None else row["a_timeout"],
+        "command": _loads(row["command"]), "environment": _loads(row["environment"]) or {},
+        "tags": tags, "workdir": row["base_dir"],
+    }
+
+
+def _loads(text: str | None) -> Any:
+    import json
+    return json.loads(text) if text else None
+
+
+def to_submit_request(request: dict[str, Any]) -> SubmitRequest:
+    return SubmitRequest(
+        job_name=request["job_name"], queue=request["queue"],
+        job_definition=request["job_definition"], parameters=request["parameters"],
+        vcpus=request["vcpus"], memory=request["memory"], command=request["command"],
+        environment=request["environment"], timeout=request["timeout"],
+        tags=request["tags"], workdir=request["workdir"])
+
+
+class Submitter:
+    def __init__(self, store: Store, backend: Backend, settings: Settings, wake: Wakeups,
+                 stop: asyncio.Event) -> None:
+        self.store, self.backend, self.settings = store, backend, settings
+        self.wake, self.stop = wake, stop
+        self.log = get_logger(loop="submitter")
+        self._rotation = 0
+        self._sem = asyncio.Semaphore(max(1, settings.submit_concurrency))
+
+    async def run(self) -> None:
+        while not self.stop.is_set():
+            busy = await self.cycle()
+            if not busy:
+                await pause(self.wake.submitter, self.stop, 1.0)
+
+    async def cycle(self) -> bool:
+        """One round; True when it did something (the loop then goes again at once)."""
+        now = time.time()
+        did = await self._reconcile(await self.store.attempts_to_send(now, BATCH, "unknown"))
+        resend = await self.store.attempts_to_send(now, BATCH, "pending")
+        if resend:
+            await self._send(resend)
+        claims = await self._claim()
+        if claims:
+            await self._send(claims)
+        return bool(did or resend or claims)
+
+    async def _claim(self) -> list[Claim]:
+        groups = await self.store.queued_groups()
+        if not groups:
+            return []
+        in_flight = await self.store.in_flight_by_queue()
+        room = {q: self.settings.cap_for(q) - in_flight.get(q, 0) for _, q, _ in groups}
+        # Round-robin: start where the previous round stopped, give each workflow a fair share.
+        start = self._rotation % len(groups)
+        self._rotation += 1
+        ordered = groups[start:] + groups[:start]
+        share = max(1, BATCH // len(ordered))
+        claims: list[Claim] = []
+        for workflow_id, queue, _ in ordered:
+            take = min(share, room[queue], BATCH - len(claims))
+            if take <= 0:
+                continue
+            got = await self.store.claim(workflow_id, queue, take, build_request)
+            room[queue] -= len(got)
+            claims.extend(got)
+        return claims
+
+    async def _send(self, claims: list[Claim]) -> None:
+        results = await asyncio.gather(*(self._send_one(c) for c in claims))
+        submitted, retry_later, rejected = [], [], []
+        now = time.time()
+        for claim, (outcome, value) in zip(claims, results):
+            if outcome == "ok":
+                submitted.append((claim.attempt_id, value))
+            elif outcome == "rejected":
+                rejected.append((claim, value))
+            else:
+                delay = SETTLE_SECONDS if outcome == "unknown" else 2.0
+                retry_later.append((claim.attempt_id, outcome, now + delay))
+        first_poll = now + min(self.settings.effective_poll_interval, 5.0)
+        if submitted:
+            orphans = await self.store.record_submitted(submitted, first_poll)
+            for attempt_id, backend_id in orphans:
+                await self._cancel_orphan(backend_id)
+            self.wake.poller.set()
+        if retry_later:
+            await self.store.set_submit_status(retry_later)
+        for claim, error in rejected:
+            await self._reject(claim, error)
+
+    async def _send_one(self, claim: Claim) -> tuple[str, Any]:
+        request = claim.request
+        log = self.log.bind(job_name=request["job_name"], queue=request["queue"])
+        async with self._sem:
+            try:
+                job_id = await self.backend.submit(to_submit_request(request))
+            except SubmitOutcomeUnknown as exc:
+                log.warning("submit_outcome_unknown", error=exc.message)
+                return "unknown", None
+            except BackendError as exc:
+                if exc.retryable:
+                    log.info("submit_deferred", kind=exc.kind, error=exc.message)
+                    return "pending", None
+                log.warning("submit_rejected", error=exc.message)
+                return "rejected", exc
+        log.info("job_submitted", job_id=job_id, **{k.split(":")[1]: v
+                                                   for k, v in request["tags"].items()})
+        return "ok", job_id
+
+    async def _reconcile(self, claims: list[Claim]) -> bool:
+        """Attempts that may exist in the backend: adopt them, or mark them safe to send."""
+        if not claims:
+            return False
+        adopted, absent = [], []
+        now = time.time()
+
+        async def look(claim: Claim) -> None:
+            request = claim.request
+            async with self._sem:
+                try:
+                    found = await self.backend.find_by_name(request["job_name"], request["queue"])
+                except BackendError as exc:
+                    self.log.info("reconcile_deferred", job_name=request["job_name"],
+                                  error=exc.message)
+                    absent.append((claim.attempt_id, "unknown", now + SETTLE_SECONDS))
+                    return
+            if found is not None:
+                adopted.append((claim.attempt_id, found.job_id))
+                self.log.info("submit_reconciled", job_name=request["job_name"],
+                              job_id=found.job_id, outcome="adopted")
+            else:
+                absent.append((claim.attempt_id, "pending", now))
+                self.log.info("submit_reconciled", job_name=request["job_name"],
+                              outcome="not_found_resending")
+
+        await asyncio.gather(*(look(c) for c in claims))
+        if adopted:
+            orphans = await self.store.record_submitted(
+                adopted, now + min(self.settings.effective_poll_interval, 5.0))
+            for _, backend_id in orphans:
+                await self._cancel_orphan(backend_id)
+        if absent:
+            await self.store.set_submit_status(absent)
+        return True
+
+    async def _reject(self, claim: Claim, error: BackendError) -> None:
+        await self.store.fail_attempt(claim.attempt_id, error.message)
+        failure = FailedAttempt(SUBMIT_REJECTED, error.message, None, None, None, None, 0, 0)
+        from .failures import decide, RetryPolicy
+        decision = decide(failure, RetryPolicy())
+        assert isinstance(decision, GiveUp)
+        await self.store.apply_failures([(claim.job_id, claim.attempt_id, decision)])
+        self.log.warning("job_failed", job_name=claim.request["job_name"],
+                         failure_class=SUBMIT_REJECTED, reason=decision.reason)
+
+    async def _cancel_orphan(self, backend_id: str) -> None:
+        """The user cancelled the job while its SubmitJob was in flight: cancel it now."""
+        try:
+            await self.backend.cancel(backend_id, "cancelled by batchd user", terminate=True)
+        except BackendError as exc:
+            self.log.warning("orphan_cancel_failed", job_id=backend_id, error=exc.message)

@@ -1,0 +1,57 @@
+from pathlib import Path
+
+import pytest
+
+from batchd.errors import InvalidInput
+from batchd.settings import load_settings
+
+
+def test_layers_defaults_then_toml_then_env_then_flags(tmp_path):
+    config = tmp_path / "batchd.toml"
+    config.write_text('backend = "aws"\npoll_interval = 20\n[aws]\nrate_limit = 30\n'
+                      'region = "eu-west-1"\n[queues."spot-q"]\nmax_in_flight = 50\n'
+                      '[retry]\nmax_attempts = 4\n')
+    env = {"BATCHD_POLL_INTERVAL": "15", "BATCHD_RATE_LIMIT": "25"}
+    settings = load_settings({"config_file": str(config), "rate_limit": 10.0}, env=env)
+    assert settings.backend == "aws"            # from the file
+    assert settings.poll_interval == 15.0       # env beats file
+    assert settings.rate_limit == 10.0          # flag beats env
+    assert settings.aws_region == "eu-west-1"
+    assert settings.cap_for("spot-q") == 50 and settings.cap_for("other") == 1000
+    assert settings.retry.max_attempts == 4
+    with pytest.raises(Exception):
+        settings.backend = "local"  # frozen
+
+
+def test_defaults_are_usable_without_root(monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    settings = load_settings({}, env={})
+    assert settings.backend == "local"
+    assert settings.effective_poll_interval == 1.0
+    assert load_settings({"backend": "aws"}, env={}).effective_poll_interval == 30.0
+
+
+@pytest.mark.parametrize("text, message", [
+    ("poll_interval = 'soon'\n", "invalid value 'soon' for poll_interval"),
+    ("backend = 'cloud'\n", "expected one of local, aws"),
+    ("[aws]\nregoin = 'x'\n", "unknown key [aws] regoin"),
+    ("nonsense = 1\n", "unknown setting 'nonsense'"),
+    ("backend = \n", "batchd.toml"),
+])
+def test_bad_config_names_file_and_key(tmp_path, text, message):
+    config = tmp_path / "batchd.toml"
+    config.write_text(text)
+    with pytest.raises(InvalidInput) as err:
+        load_settings({"config_file": str(config)}, env={})
+    assert message in err.value.message
+
+
+def test_bad_env_names_the_variable():
+    with pytest.raises(InvalidInput) as err:
+        load_settings({}, env={"BATCHD_MAX_IN_FLIGHT": "many"})
+    assert "BATCHD_MAX_IN_FLIGHT" in err.value.message
+
+
+def test_missing_config_file_is_an_error(tmp_path):
+    with pytest.raises(InvalidInput, match="does not exist"):
+        load_settings({"config_file": str(tmp_path / "nope.toml")}, env={})

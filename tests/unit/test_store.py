@@ -1,0 +1,151 @@
+"""The Store on a real SQLite file: migrations, atomic imports, the scheduling transitions."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import pytest
+
+from batchd.errors import Conflict, NotFound
+from batchd.failures import GiveUp, Retry
+from batchd.store import AttemptUpdate, Store
+
+
+@pytest.fixture
+async def store(tmp_path):
+    store = await Store.open(tmp_path / "state.sqlite3")
+    yield store
+    await store.close()
+
+
+async def make_workflow(store: Store, samples=("a", "b"), steps=2) -> int:
+    project_id = await store.create_project(
+        name="p", columns=["sample_name", "file_name"], sample_col="sample_name",
+        file_col="file_name", metadata_filename="m.csv",
+        samples=[(s, f"{s}.fq", i + 2, {"sample_name": s, "file_name": f"{s}.fq"})
+                 for i, s in enumerate(samples)])
+    rows = await store.samples(project_id)
+    jobs = [(r["id"], step, "q", json.dumps([f"/out/{r['name']}.{step}"]), "{}", None, None)
+            for r in rows for step in range(steps)]
+    analyses = [{"step": s, "job_definition": "jd", "queue": "q", "description": "",
+                 "vcpus": 1, "memory": 1000, "timeout": None, "retry": None}
+                for s in range(steps)]
+    return await store.create_workflow(project_id=project_id, name="w", definition={},
+                                       definition_filename="w.json", base_dir="/",
+                                       analyses=analyses, jobs=jobs)
+
+
+def plan(row):
+    return {"job_name": f"{row['sample']}-{row['step']}-{row['attempts'] + 1}",
+            "queue": row["queue"], "job_definition": row["job_definition"],
+            "vcpus": row["a_vcpus"], "memory": row["memory"] or row["a_memory"], "timeout": None}
+
+
+async def test_migrations_are_recorded_and_reopening_is_idempotent(tmp_path):
+    path = tmp_path / "s.sqlite3"
+    store = await Store.open(path)
+    await store.close()
+    store = await Store.open(path)
+    rows = await store.read("SELECT version FROM schema_migrations")
+    assert [r["version"] for r in rows] == [1]
+    mode = await store.read("PRAGMA journal_mode")
+    assert mode[0][0] == "wal"
+    await store.close()
+
+
+async def test_duplicate_project_conflicts_and_leaves_the_first_intact(store):
+    await make_workflow(store)
+    with pytest.raises(Conflict):
+        await store.create_project(name="p", columns=[], sample_col="s", file_col="f",
+                                   metadata_filename=None, samples=[])
+    assert len(await store.samples((await store.project("p"))["id"])) == 2
+
+
+async def test_failed_import_leaves_nothing_behind(store):
+    with pytest.raises(sqlite3.IntegrityError):
+        await store.create_project(name="dup", columns=[], sample_col="s", file_col="f",
+                                   metadata_filename=None,
+                                   samples=[("x", "f", 2, {}), ("x", "f", 3, {})])
+    with pytest.raises(NotFound):
+        await store.project("dup")
+    assert await store.read("SELECT * FROM samples") == []
+
+
+async def test_chain_submit_claim_poll_check_releases_next_step(store):
+    wf_id = await make_workflow(store)
+    workflow = await store.workflow("p", "w")
+    assert (await store.workflow_status(workflow))["status"] == "CREATED"
+    assert await store.submit_workflow(wf_id) == 2
+    assert await store.submit_workflow(wf_id) == 0  # idempotent
+    to_check = await store.jobs_to_check(now=1e12, limit=10)
+    assert {j["state"] for j in to_check} == {"READY"}
+    await store.apply_checks(complete=[], absent=[j["id"] for j in to_check], unknown=[])
+    assert await store.queued_groups() == [(wf_id, "q", 2)]
+    claims = await store.claim(wf_id, "q", 10, plan)
+    assert len(claims) == 2 and await store.in_flight_by_queue() == {"q": 2}
+    orphans = await store.record_submitted([(c.attempt_id, f"id-{c.attempt_id}")
+                                            for c in claims], first_poll_at=0)
+    assert orphans == []
+    due = await store.attempts_due(now=1e12, limit=10)
+    assert len(due) == 2
+    first = due[0]
+    await store.apply_poll([AttemptUpdate(first["id"], first["job_id"], "SUCCEEDED", None, None,
+                                          0, "stream", 1.0, 2.0, None, 1e13, True)], [])
+    checking = [j for j in await store.jobs_to_check(1e12, 10) if j["state"] == "CHECKING"]
+    assert [j["id"] for j in checking] == [first["job_id"]]
+    await store.apply_checks(complete=[(first["job_id"], False)], absent=[], unknown=[])
+    status = await store.workflow_status(await store.workflow("p", "w"))
+    assert status["steps"][0]["counts"] == {"COMPLETED": 1, "SUBMITTED": 1}
+    assert status["steps"][1]["counts"] == {"READY": 1, "WAITING": 1}
+    assert status["status"] == "RUNNING"
+
+
+async def test_failure_decisions_move_only_the_current_attempt(store):
+    wf_id = await make_workflow(store, samples=("a",), steps=1)
+    await store.submit_workflow(wf_id)
+    job = (await store.jobs_to_check(1e12, 10))[0]
+    await store.apply_checks(complete=[], absent=[job["id"]], unknown=[])
+    claim = (await store.claim(wf_id, "q", 1, plan))[0]
+    await store.record_submitted([(claim.attempt_id, "x")], 0)
+    retry = Retry("oom; retrying with 2,000 MiB", "oom", 2000, 1, None, spot=False)
+    await store.apply_failures([(claim.job_id, claim.attempt_id, retry)])
+    # The same decision delivered twice (a late poll) must not count twice.
+    await store.apply_failures([(claim.job_id, claim.attempt_id, retry)])
+    row = (await store.read("SELECT * FROM jobs WHERE id = ?", (claim.job_id,)))[0]
+    assert (row["state"], row["memory"], row["other_failures"]) == ("QUEUED", 2000, 1)
+    second = (await store.claim(wf_id, "q", 1, plan))[0]
+    assert second.request["memory"] == 2000 and second.request["job_name"] == "a-0-2"
+    await store.record_submitted([(second.attempt_id, "y")], 0)
+    await store.apply_failures([(claim.job_id, second.attempt_id,
+                                 GiveUp("the program failed", "app"))])
+    jobs, cursor = await store.list_jobs(wf_id)
+    assert cursor is None
+    assert jobs[0]["state"] == "FAILED" and jobs[0]["attempt"] == 2
+    assert jobs[0]["failure_class"] == "app"
+    history = await store.job_attempts(wf_id, sample="a")
+    assert [h["attempt"] for h in history] == [1, 2]
+
+
+async def test_cancelled_job_makes_a_late_submission_an_orphan(store):
+    wf_id = await make_workflow(store, samples=("a",), steps=1)
+    await store.submit_workflow(wf_id)
+    job = (await store.jobs_to_check(1e12, 10))[0]
+    await store.apply_checks(complete=[], absent=[job["id"]], unknown=[])
+    claim = (await store.claim(wf_id, "q", 1, plan))[0]
+    async with store.transaction() as conn:
+        await conn.execute("UPDATE jobs SET state = 'CANCELLED' WHERE id = ?", (claim.job_id,))
+    assert await store.record_submitted([(claim.attempt_id, "late")], 0) == [
+        (claim.attempt_id, "late")]
+
+
+async def test_list_jobs_paginates_by_cursor(store):
+    wf_id = await make_workflow(store, samples=[f"s{i}" for i in range(7)], steps=1)
+    seen, cursor = [], 0
+    while True:
+        page, nxt = await store.list_jobs(wf_id, limit=3, after=cursor)
+        seen += [j["sample"] for j in page]
+        if nxt is None:
+            break
+        cursor = nxt
+    assert seen == [f"s{i}" for i in range(7)]
