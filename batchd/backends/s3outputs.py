@@ -1,0 +1,260 @@
+"""Output existence checks for s3:// URIs (and local paths) in as few requests as possible.
+
+A workflow's outputs are usually dense: `s3://bucket/proj/{sample}.json` for 10,000 samples,
+or `s3://bucket/results/{sample}/{sample}.vcf.gz`. Checking them one HEAD each costs 10,000
+requests; listing the prefix costs one ListObjectsV2 page per 1,000 keys. So:
+
+1. URIs are grouped by bucket and "directory" (key up to the last `/`). A directory with at
+   least `list_threshold` wanted keys is listed (Delimiter `/`, Prefix = the keys' longest
+   common prefix, StartAfter just before the first key, stopping once past the last one).
+2. The remaining keys are grouped one level up (`results/` for `results/S1/S1.vcf.gz`); a
+   parent with at least `list_threshold` of them is listed without a delimiter, the same way.
+3. Everything else gets a HEAD.
+A listing gives up and HEADs whatever it has not yet reached once it has cost as many pages as
+keys are left (a directory crowded with unrelated objects), so the worst case stays close to
+one request per key.
+
+Answers: True (exists), False (definitely absent: 404 / not in a complete listing / no such
+bucket) or None (403, throttling, 5xx, network: "unknown, ask again later", never "missing").
+Non-s3 URIs are local paths (`file://` allowed), checked with stat() in a worker thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections import defaultdict
+from typing import Any, Callable
+
+from botocore import exceptions as bexc
+
+from .base import OutputStore
+
+__all__ = ["S3OutputStore", "check_local_paths", "split_s3_uri"]
+
+MISSING_CODES = frozenset({"404", "NoSuchKey", "NotFound", "NoSuchBucket"})
+DENIED_CODES = frozenset({"403", "AccessDenied", "AllAccessDisabled", "AccessDeniedException"})
+
+
+def split_s3_uri(uri: str) -> tuple[str, str] | None:
+    if not uri.startswith("s3://"):
+        return None
+    rest = uri[5:]
+    bucket, _, key = rest.partition("/")
+    if not bucket:
+        return None
+    return bucket, key
+
+
+def check_local_paths(paths: list[str]) -> dict[str, bool | None]:
+    """stat() each path: missing -> False; unreadable (permission, I/O, stale NFS) -> None."""
+    result: dict[str, bool | None] = {}
+    for original in paths:
+        path = original[7:] if original.startswith("file://") else original
+        try:
+            os.stat(path)
+            result[original] = True
+        except (FileNotFoundError, NotADirectoryError):
+            result[original] = False
+        except (OSError, ValueError):
+            result[original] = None
+    return result
+
+
+def _error_code(exc: bexc.ClientError) -> tuple[str, int | None]:
+    code = str((exc.response.get("Error") or {}).get("Code") or "")
+    status = (exc.response.get("ResponseMetadata") or {}).get("HTTPStatusCode")
+    return code, status
+
+
+class S3OutputStore(OutputStore):
+    def __init__(self, client: Any, *, concurrency: int = 32, list_threshold: int = 8,
+                 log=None,
+                 local_check: Callable[[list[str]], dict[str, bool | None]] = check_local_paths
+                 ) -> None:
+        self.client = client            # an aiobotocore S3 client (set by AwsBackend.start)
+        self.concurrency = max(1, concurrency)
+        self.list_threshold = max(1, list_threshold)
+        self.log = log
+        self.local_check = local_check
+        self._sem: asyncio.Semaphore | None = None
+        self.head_calls = 0
+        self.list_calls = 0
+        self.unknown_answers = 0
+
+    @property
+    def counters(self) -> dict[str, int]:
+        return {"head_calls": self.head_calls, "list_calls": self.list_calls,
+                "unknown_answers": self.unknown_answers}
+
+    def _semaphore(self) -> asyncio.Semaphore:
+        if self._sem is None:
+            self._sem = asyncio.Semaphore(self.concurrency)
+        return self._sem
+
+    # ------------------------------------------------------------------ entry point
+    async def exists_many(self, uris: list[str]) -> dict[str, bool | None]:
+        result: dict[str, bool | None] = {}
+        local: list[str] = []
+        by_bucket: dict[str, set[str]] = defaultdict(set)
+        owners: dict[tuple[str, str], list[str]] = defaultdict(list)
+        for uri in dict.fromkeys(uris):
+            parsed = split_s3_uri(uri)
+            if parsed is not None:
+                by_bucket[parsed[0]].add(parsed[1])
+                owners[parsed].append(uri)
+            elif "://" in uri and not uri.startswith("file://"):
+                result[uri] = None          # a scheme we cannot check (gs://, https://)
+            else:
+                local.append(uri)
+        if local:
+            result.update(await asyncio.to_thread(self.local_check, local))
+        if by_bucket:
+            if self.client is None:
+                answers = {(b, k): None for b, keys in by_bucket.items() for k in keys}
+            else:
+                answers = {}
+                await asyncio.gather(*(self._check_bucket(bucket, sorted(keys), answers)
+                                       for bucket, keys in by_bucket.items()))
+            for pair, answer in answers.items():
+                for uri in owners[pair]:
+                    result[uri] = answer
+        ordered = {uri: result.get(uri) for uri in dict.fromkeys(uris)}
+        self.unknown_answers += sum(1 for v in ordered.values() if v is None)
+        return ordered
+
+    # ------------------------------------------------------------------ planning
+    async def _check_bucket(self, bucket: str, keys: list[str],
+                            answers: dict[tuple[str, str], bool | None]) -> None:
+        out: dict[str, bool | None] = {}
+        jobs = []
+        prefixes = [k for k in keys if k == "" or k.endswith("/")]
+        for key in prefixes:
+            jobs.append(self._prefix_exists(bucket, key, out))
+        files = [k for k in keys if not (k == "" or k.endswith("/"))]
+        by_dir: dict[str, list[str]] = defaultdict(list)
+        for key in files:
+            by_dir[key[:key.rfind("/") + 1]].append(key)
+        sparse: list[str] = []
+        for directory, group in by_dir.items():
+            if len(group) >= self.list_threshold:
+                jobs.append(self._list_range(bucket, sorted(group), "/", out))
+            else:
+                sparse.extend(group)
+        by_parent: dict[str, list[str]] = defaultdict(list)
+        for key in sparse:
+            directory = key[:key.rfind("/")]            # without its trailing slash
+            parent = directory[:directory.rfind("/") + 1] if "/" in key else None
+            if parent is None:
+                by_parent["\0single"].append(key)       # top-level keys: nothing above
+            else:
+                by_parent[parent].append(key)
+        heads: list[str] = []
+        for parent, group in by_parent.items():
+            if parent != "\0single" and len(group) >= self.list_threshold:
+                jobs.append(self._list_range(bucket, sorted(group), None, out))
+            else:
+                heads.extend(group)
+        jobs.extend(self._head(bucket, key, out) for key in heads)
+        await asyncio.gather(*jobs)
+        for key in keys:
+            answers[(bucket, key)] = out.get(key)
+
+    # ------------------------------------------------------------------ requests
+    async def _head(self, bucket: str, key: str, out: dict[str, bool | None]) -> None:
+        async with self._semaphore():
+            self.head_calls += 1
+            try:
+                await self.client.head_object(Bucket=bucket, Key=key)
+            except asyncio.CancelledError:
+                raise
+            except bexc.ClientError as exc:
+                code, status = _error_code(exc)
+                out[key] = False if (code in MISSING_CODES or status == 404) else None
+                return
+            except Exception:  # noqa: BLE001 - network, timeouts: unknown
+                out[key] = None
+                return
+        out[key] = True
+
+    async def _prefix_exists(self, bucket: str, prefix: str,
+                             out: dict[str, bool | None]) -> None:
+        """A "directory" output exists when any object lies under it."""
+        async with self._semaphore():
+            self.list_calls += 1
+            try:
+                params: dict[str, Any] = {"Bucket": bucket, "MaxKeys": 1}
+                if prefix:
+                    params["Prefix"] = prefix
+                response = await self.client.list_objects_v2(**params)
+            except asyncio.CancelledError:
+                raise
+            except bexc.ClientError as exc:
+                code, status = _error_code(exc)
+                out[prefix] = False if code == "NoSuchBucket" else None
+                return
+            except Exception:  # noqa: BLE001
+                out[prefix] = None
+                return
+        out[prefix] = bool(response.get("KeyCount") or response.get("Contents"))
+
+    async def _list_range(self, bucket: str, keys: list[str], delimiter: str | None,
+                          out: dict[str, bool | None]) -> None:
+        """List the key range [keys[0], keys[-1]] (sorted) and answer for every key."""
+        prefix = os.path.commonprefix(keys)
+        wanted = set(keys)
+        last_wanted = keys[-1]
+        position = ""           # every key <= position has been seen (listing is ordered)
+        pages = 0
+        token: str | None = None
+        while True:
+            params: dict[str, Any] = {"Bucket": bucket, "MaxKeys": 1000}
+            if prefix:
+                params["Prefix"] = prefix
+            if delimiter:
+                params["Delimiter"] = delimiter
+            if token:
+                params["ContinuationToken"] = token
+            elif keys[0][:-1]:
+                params["StartAfter"] = keys[0][:-1]    # a proper prefix: sorts just before it
+            async with self._semaphore():
+                self.list_calls += 1
+                pages += 1
+                try:
+                    response = await self.client.list_objects_v2(**params)
+                except asyncio.CancelledError:
+                    raise
+                except bexc.ClientError as exc:
+                    code, status = _error_code(exc)
+                    left = [k for k in keys if k not in out]
+                    if code == "NoSuchBucket":
+                        out.update({k: False for k in left})
+                        return
+                    if code in DENIED_CODES or status == 403:
+                        break                        # may still HEAD objects: fall back
+                    out.update({k: None for k in left})
+                    return
+                except Exception:  # noqa: BLE001
+                    out.update({k: None for k in keys if k not in out})
+                    return
+            for item in response.get("Contents", []) or []:
+                key = item.get("Key", "")
+                if key in wanted:
+                    out[key] = True
+                position = max(position, key)
+            for item in response.get("CommonPrefixes", []) or []:
+                position = max(position, item.get("Prefix", ""))
+            token = response.get("NextContinuationToken") if response.get("IsTruncated") \
+                else None
+            if token is None or position >= last_wanted:
+                # complete up to (at least) the last wanted key: the rest are absent
+                out.update({k: False for k in keys if k not in out})
+                return
+            for k in keys:
+                if k not in out and k <= position:
+                    out[k] = False
+            left = sum(1 for k in keys if k not in out)
+            if pages >= left:
+                break           # listing no longer cheaper than a HEAD per key left
+        left_keys = [k for k in keys if k not in out]
+        await asyncio.gather(*(self._head(bucket, k, out) for k in left_keys))
