@@ -38,6 +38,24 @@ class Context:
     wake: Wakeups
     stop: asyncio.Event
     started_at: float = field(default_factory=time.time)
+    _queue_cache: dict[str, tuple[float, dict[str, Any]]] = field(default_factory=dict)
+
+    async def queue_info(self, names: list[str], max_age: float = 60.0) -> dict[str, Any]:
+        """The backend's view of the queues, cached: `batchctl queues` in a watch loop must
+        not eat into the API budget that submitting and polling need."""
+        now = time.time()
+        stale = [n for n in names if now - self._queue_cache.get(n, (0.0, {}))[0] > max_age]
+        if stale:
+            try:
+                for info in await self.backend.queues(stale):
+                    self._queue_cache[info.name] = (now, {
+                        "state": info.state, "status": info.status,
+                        "status_reason": info.status_reason, "max_vcpus": info.max_vcpus,
+                        "max_memory": info.max_memory})
+            except BatchdError as exc:
+                return {n: {"error": exc.message} for n in names} | {
+                    n: self._queue_cache[n][1] for n in names if n in self._queue_cache}
+        return {n: self._queue_cache[n][1] for n in names if n in self._queue_cache}
 
 
 CONTEXT = web.AppKey("context", Context)
@@ -136,7 +154,9 @@ async def workflow_status(request: web.Request) -> web.Response:
     ctx = _ctx(request)
     workflow = await ctx.store.workflow(request.match_info["project"],
                                         request.match_info["workflow"])
-    return _json(await ctx.store.workflow_status(workflow))
+    status = await ctx.store.workflow_status(workflow)
+    status["compute"] = await ctx.store.compute_spent(workflow["id"])
+    return _json(status)
 
 
 async def list_jobs(request: web.Request) -> web.Response:
@@ -155,6 +175,96 @@ async def list_jobs(request: web.Request) -> web.Response:
         step=_int(q, "step"), limit=min(_int(q, "limit") or 500, 1000),
         after=_int(q, "after") or 0)
     return _json({"jobs": jobs, "next": next_cursor})
+
+
+async def cancel_jobs(request: web.Request) -> web.Response:
+    ctx = _ctx(request)
+    workflow = await ctx.store.workflow(request.match_info["project"],
+                                        request.match_info["workflow"])
+    body = await _body(request)
+    reason = body.get("reason")
+    if not isinstance(reason, str) or not reason.strip():
+        raise InvalidInput("a reason is required to cancel jobs (it is recorded with each job "
+                           "and sent to AWS Batch)")
+    result = await ctx.store.cancel_jobs(workflow["id"], reason=reason.strip(),
+                                         state=_state(body.get("status")),
+                                         sample=body.get("sample") or None,
+                                         step=_opt_int(body, "step"))
+    ctx.wake.poller.set()
+    caller = _caller(request)
+    log.info("jobs_cancelled", project=workflow["project_name"], workflow=workflow["name"],
+             user=caller.name, uid=caller.uid, reason=reason, **result)
+    return _json(result)
+
+
+async def resubmit_jobs(request: web.Request) -> web.Response:
+    ctx = _ctx(request)
+    workflow = await ctx.store.workflow(request.match_info["project"],
+                                        request.match_info["workflow"])
+    body = await _body(request)
+    queue = body.get("queue")
+    if queue is not None and (not isinstance(queue, str) or not queue):
+        raise InvalidInput("queue must be a job queue name")
+    vcpus = body.get("vcpus")
+    if vcpus is not None and (not isinstance(vcpus, (int, float)) or vcpus <= 0):
+        raise InvalidInput("vcpus must be a positive number")
+    count = await ctx.store.resubmit_jobs(
+        workflow["id"], state=_state(body.get("status")), sample=body.get("sample") or None,
+        step=_opt_int(body, "step"), memory=_opt_int(body, "memory", minimum=1),
+        vcpus=vcpus, queue=queue, timeout=_opt_int(body, "timeout", minimum=60),
+        force=bool(body.get("force")))
+    ctx.wake.checker.set()
+    ctx.wake.submitter.set()
+    caller = _caller(request)
+    log.info("jobs_resubmitted", project=workflow["project_name"], workflow=workflow["name"],
+             user=caller.name, uid=caller.uid, jobs=count,
+             overrides={k: body.get(k) for k in ("memory", "vcpus", "queue", "timeout")
+                        if body.get(k) is not None})
+    return _json({"resubmitted": count})
+
+
+async def attempts(request: web.Request) -> web.Response:
+    ctx = _ctx(request)
+    workflow = await ctx.store.workflow(request.match_info["project"],
+                                        request.match_info["workflow"])
+    rows = await ctx.store.job_attempts(workflow["id"], sample=request.query.get("sample"),
+                                        step=_int(request.query, "step"))
+    for row in rows:
+        row.pop("request", None)
+    return _json({"attempts": rows})
+
+
+async def logs(request: web.Request) -> web.StreamResponse:
+    """Every log line of the matching attempts, oldest attempt first, as plain text."""
+    ctx = _ctx(request)
+    workflow = await ctx.store.workflow(request.match_info["project"],
+                                        request.match_info["workflow"])
+    rows = await ctx.store.job_attempts(workflow["id"], sample=request.query.get("sample"),
+                                        step=_int(request.query, "step"))
+    wanted = _int(request.query, "attempt_id")
+    rows = [r for r in rows if r["log_stream"] and (wanted is None or r["id"] == wanted)]
+    response = web.StreamResponse(headers={"Content-Type": "text/plain; charset=utf-8"})
+    await response.prepare(request)
+    for row in rows:
+        header = (f"==> sample {row['sample']} step {row['step']} attempt {row['attempt']} "
+                  f"(job {row['backend_job_id']}, {row['state']}) <==\n")
+        if wanted is None:
+            await response.write(header.encode())
+        try:
+            async for line in ctx.backend.fetch_logs(row["log_stream"]):
+                await response.write((line.rstrip("\n") + "\n").encode())
+        except BatchdError as exc:
+            await response.write(f"!! could not read this log: {exc.message}\n".encode())
+    await response.write_eof()
+    return response
+
+
+async def queues(request: web.Request) -> web.Response:
+    ctx = _ctx(request)
+    counts = await ctx.store.queue_counts()
+    info = await ctx.queue_info(sorted(counts))
+    return _json({"queues": [{"name": name, "counts": counts[name], **info.get(name, {})}
+                             for name in sorted(counts)]})
 
 
 async def dashboard(request: web.Request) -> web.Response:
@@ -187,6 +297,24 @@ async def shutdown(request: web.Request) -> web.Response:
     return _json({"stopping": True})
 
 
+def _state(value: Any) -> str | None:
+    if value in (None, ""):
+        return None
+    state = str(value).upper()
+    if state not in JOB_STATES:
+        raise InvalidInput(f"unknown state {value!r}; states are: {', '.join(JOB_STATES)}")
+    return state
+
+
+def _opt_int(body: dict[str, Any], key: str, minimum: int = 0) -> int | None:
+    value = body.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise InvalidInput(f"{key} must be a whole number >= {minimum}, got {value!r}")
+    return value
+
+
 def _int(query, key: str) -> int | None:
     value = query.get(key)
     if value in (None, ""):
@@ -210,6 +338,11 @@ def build_app(ctx: Context) -> web.Application:
         web.post(wf + "/submit", submit_workflow),
         web.get(wf, workflow_status),
         web.get(wf + "/jobs", list_jobs),
+        web.post(wf + "/cancel", cancel_jobs),
+        web.post(wf + "/resubmit", resubmit_jobs),
+        web.get(wf + "/attempts", attempts),
+        web.get(wf + "/logs", logs),
+        web.get("/v1/queues", queues),
         web.get("/v1/dashboard", dashboard),
         web.post("/v1/jobdefs", register_jobdef),
         web.get("/v1/jobdefs", list_jobdefs),

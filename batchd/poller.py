@@ -82,6 +82,7 @@ class Poller:
         missing: list[tuple[int, float]] = []
         failed: list[tuple[dict[str, Any], JobStatus]] = []
         lost: list[dict[str, Any]] = []
+        cancels: list[tuple[dict[str, Any], JobStatus]] = []
         for attempt in batch:
             status = by_id.get(attempt["backend_job_id"])
             if status is None:
@@ -99,7 +100,9 @@ class Poller:
                 started_at=_seconds(status.started_at), stopped_at=_seconds(status.stopped_at),
                 runnable_at=runnable_at,
                 next_poll_at=self._next_poll(status, attempt["runnable_at"], now),
-                changed=changed))
+                changed=changed, vcpus=status.vcpus, memory=status.memory))
+            if attempt["job_state"] == "CANCELLED" and not status.terminal:
+                cancels.append((attempt, status))
             if changed:
                 self.log.debug("job_state_changed", job_id=status.job_id,
                                job_name=status.job_name, state=status.status)
@@ -117,6 +120,20 @@ class Poller:
                  s.container_reason or s.status_reason or "") for a, s in failed])
         for attempt in lost:
             await self._reconcile_lost(attempt)
+        if cancels:
+            await asyncio.gather(*(self._cancel(a, s) for a, s in cancels))
+
+    async def _cancel(self, attempt: dict[str, Any], status: JobStatus) -> None:
+        """The user cancelled this job: CancelJob while queued, TerminateJob once it runs.
+        Repeated at every poll until the backend reports it finished, so a crash or a
+        throttled call cannot leave it running."""
+        terminate = status.status in ("STARTING", "RUNNING")
+        reason = (attempt["job_reason"] or "cancelled by user")[:250]
+        try:
+            await self.backend.cancel(status.job_id, reason, terminate=terminate)
+            self.log.info("job_cancel_sent", job_id=status.job_id, terminate=terminate)
+        except BackendError as exc:
+            self.log.info("job_cancel_deferred", job_id=status.job_id, error=exc.message)
 
     async def _reconcile_lost(self, attempt: dict[str, Any]) -> None:
         try:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .control import ControlQueries
 from .projects import ProjectQueries
 from .scheduling import AttemptUpdate, Claim, SchedulingQueries
 
 __all__ = ["Store", "Claim", "AttemptUpdate"]
 
 
-class Store(ProjectQueries, SchedulingQueries):
+class Store(ProjectQueries, SchedulingQueries, ControlQueries):
     @classmethod
     async def open(cls, path: Path) -> "Store":  # type: ignore[override]
         store = cls(path)

@@ -44,6 +44,8 @@ class AttemptUpdate:
     runnable_at: float | None
     next_poll_at: float
     changed: bool               # record a transition
+    vcpus: float | None = None  # as the backend reports them (fills in job definition defaults)
+    memory: int | None = None
 
 
 class SchedulingQueries(StoreBase):
@@ -144,10 +146,12 @@ class SchedulingQueries(StoreBase):
     # -- poller -------------------------------------------------------------------------------
     async def attempts_due(self, now: float, limit: int) -> list[dict[str, Any]]:
         rows = await self.read(
-            "SELECT id, job_id, backend_job_id, job_name, queue, state, runnable_at, "
-            "missing_polls, memory, vcpus, timeout, next_poll_at FROM attempts "
-            "WHERE state IN ('SUBMITTED','PENDING','RUNNABLE','STARTING','RUNNING') "
-            "AND next_poll_at <= ? ORDER BY next_poll_at LIMIT ?", (now, limit))
+            "SELECT a.id, a.job_id, a.backend_job_id, a.job_name, a.queue, a.state, "
+            "a.runnable_at, a.missing_polls, a.memory, a.vcpus, a.timeout, a.next_poll_at, "
+            "j.state AS job_state, j.reason AS job_reason FROM attempts a "
+            "JOIN jobs j ON j.id = a.job_id "
+            "WHERE a.state IN ('SUBMITTED','PENDING','RUNNABLE','STARTING','RUNNING') "
+            "AND a.next_poll_at <= ? ORDER BY a.next_poll_at LIMIT ?", (now, limit))
         return [dict(r) for r in rows]
 
     async def next_poll_time(self) -> float | None:
@@ -165,11 +169,11 @@ class SchedulingQueries(StoreBase):
                 "UPDATE attempts SET state = ?, status_reason = ?, container_reason = ?, "
                 "exit_code = ?, log_stream = coalesce(?, log_stream), "
                 "started_at = coalesce(?, started_at), stopped_at = coalesce(?, stopped_at), "
-                "runnable_at = coalesce(runnable_at, ?), next_poll_at = ?, missing_polls = 0 "
-                "WHERE id = ?",
+                "runnable_at = coalesce(runnable_at, ?), next_poll_at = ?, missing_polls = 0, "
+                "vcpus = coalesce(vcpus, ?), memory = coalesce(memory, ?) WHERE id = ?",
                 [(u.state, u.status_reason, u.container_reason, u.exit_code, u.log_stream,
-                  u.started_at, u.stopped_at, u.runnable_at, u.next_poll_at, u.attempt_id)
-                 for u in updates])
+                  u.started_at, u.stopped_at, u.runnable_at, u.next_poll_at, u.vcpus, u.memory,
+                  u.attempt_id) for u in updates])
             active = [u for u in updates if u.changed and u.state in IN_FLIGHT]
             await conn.executemany(
                 f"UPDATE jobs SET state = ?, updated_at = ? WHERE current_attempt_id = ? "

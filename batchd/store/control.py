@@ -1,0 +1,129 @@
+"""User actions on existing jobs: cancel and resubmit; and the per-queue and compute figures."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from ..errors import Conflict, InvalidInput
+from ..model import (ACTIVE, BACKEND_ACTIVE, CANCELLED, COMPLETED, FAILED, FINISHED, QUEUED,
+                     READY, WAITING)
+from .base import StoreBase
+
+_q = lambda states: ",".join(f"'{s}'" for s in states)  # noqa: E731 - SQL literal list
+
+
+def _filters(workflow_id: int, state: str | None, sample: str | None, step: int | None,
+             states: tuple[str, ...]) -> tuple[str, list[Any]]:
+    where = [f"j.workflow_id = ?", f"j.state IN ({_q(states)})"]
+    params: list[Any] = [workflow_id]
+    if state:
+        where.append("j.state = ?")
+        params.append(state)
+    if sample:
+        where.append("j.sample_id = (SELECT s.id FROM samples s JOIN workflows w "
+                     "ON w.project_id = s.project_id WHERE w.id = ? AND s.name = ?)")
+        params += [workflow_id, sample]
+    if step is not None:
+        where.append("j.step = ?")
+        params.append(step)
+    return " AND ".join(where), params
+
+
+class ControlQueries(StoreBase):
+    async def cancel_jobs(self, workflow_id: int, *, reason: str, state: str | None = None,
+                          sample: str | None = None, step: int | None = None) -> dict[str, int]:
+        """Mark matching unfinished jobs CANCELLED. Their attempts still alive in the backend
+        are made due for polling at once: the poller sends CancelJob/TerminateJob for attempts
+        whose job is CANCELLED (so a crash cannot forget a cancellation)."""
+        now = time.time()
+        where, params = _filters(workflow_id, state, sample, step,
+                                 (WAITING, *ACTIVE))
+        async with self.transaction() as conn:
+            async with conn.execute(f"SELECT j.id, j.current_attempt_id, j.state FROM jobs j "
+                                    f"WHERE {where}", params) as cur:
+                rows = list(await cur.fetchall())
+            await conn.executemany(
+                f"UPDATE jobs SET state = '{CANCELLED}', reason = ?, failure_class = "
+                f"'cancelled', updated_at = ? WHERE id = ?",
+                [(f"cancelled by user: {reason}", now, r["id"]) for r in rows])
+            in_backend = [r["current_attempt_id"] for r in rows if r["state"] in BACKEND_ACTIVE]
+            await conn.executemany("UPDATE attempts SET next_poll_at = 0 WHERE id = ?",
+                                   [(a,) for a in in_backend])
+        return {"cancelled": len(rows), "in_backend": len(in_backend)}
+
+    async def resubmit_jobs(self, workflow_id: int, *, state: str | None = None,
+                            sample: str | None = None, step: int | None = None,
+                            memory: int | None = None, vcpus: float | None = None,
+                            queue: str | None = None, timeout: int | None = None,
+                            force: bool = False) -> int:
+        """Give given-up (or, with force, completed) jobs a fresh retry budget and new
+        resources. A job whose earlier step is not complete waits for it again."""
+        row = await self.read_one("SELECT submitted_at FROM workflows WHERE id = ?",
+                                  (workflow_id,))
+        if row is None or row["submitted_at"] is None:
+            raise Conflict("this workflow has not been submitted yet; use `batchctl submit`")
+        states = (FAILED, CANCELLED, COMPLETED) if force else (FAILED, CANCELLED)
+        if state and state not in states:
+            raise InvalidInput(f"only jobs in {', '.join(states)} can be resubmitted"
+                               + ("" if force else " (add --force to re-run COMPLETED jobs)"))
+        where, params = _filters(workflow_id, state, sample, step, states)
+        now = time.time()
+        async with self.transaction() as conn:
+            async with conn.execute(
+                f"SELECT j.id, j.state, j.sample_id, j.step, (j.step = 0 OR EXISTS (SELECT 1 "
+                f"FROM jobs p WHERE p.workflow_id = j.workflow_id AND p.sample_id = j.sample_id "
+                f"AND p.step = j.step - 1 AND p.state = '{COMPLETED}')) AS ready FROM jobs j "
+                f"WHERE {where}", params) as cur:
+                rows = list(await cur.fetchall())
+            updates = []
+            for r in rows:
+                if r["state"] == COMPLETED:
+                    new_state = QUEUED  # forced: run even though the outputs exist
+                else:
+                    new_state = READY if r["ready"] else WAITING
+                updates.append((new_state, memory, memory, vcpus, vcpus, timeout, timeout,
+                                queue, queue, now, r["id"]))
+            await conn.executemany(
+                "UPDATE jobs SET state = ?, memory = CASE WHEN ? IS NULL THEN memory ELSE ? END,"
+                " vcpus = CASE WHEN ? IS NULL THEN vcpus ELSE ? END,"
+                " timeout = CASE WHEN ? IS NULL THEN timeout ELSE ? END,"
+                " queue = CASE WHEN ? IS NULL THEN queue ELSE ? END,"
+                " spot_failures = 0, other_failures = 0, skipped = 0, next_check_at = 0,"
+                " reason = 'resubmitted by user', failure_class = NULL, updated_at = ? "
+                "WHERE id = ?", updates)
+            # Later steps of a re-run sample wait for it again (their outputs are re-checked).
+            await conn.executemany(
+                f"UPDATE jobs SET state = '{WAITING}', updated_at = ? WHERE workflow_id = ? "
+                f"AND sample_id = ? AND step > ? AND state IN ({_q(FINISHED)})",
+                [(now, workflow_id, r["sample_id"], r["step"]) for r in rows])
+        return len(rows)
+
+    async def compute_spent(self, workflow_id: int) -> dict[str, float]:
+        """vCPU-hours and GiB-hours of attempts that ran, split into useful (the attempt that
+        completed its job) and wasted (every other attempt)."""
+        now = time.time()
+        rows = await self.read(
+            "SELECT (a.id = j.current_attempt_id AND j.state = 'COMPLETED') AS useful, "
+            "sum((coalesce(a.stopped_at, ?) - a.started_at) * coalesce(a.vcpus, 0)) AS cpu_s, "
+            "sum((coalesce(a.stopped_at, ?) - a.started_at) * coalesce(a.memory, 0) / 1024.0) "
+            "AS gib_s FROM attempts a JOIN jobs j ON j.id = a.job_id "
+            "WHERE j.workflow_id = ? AND a.started_at IS NOT NULL GROUP BY 1",
+            (now, now, workflow_id))
+        out = {"useful_vcpu_hours": 0.0, "wasted_vcpu_hours": 0.0, "useful_gib_hours": 0.0,
+               "wasted_gib_hours": 0.0}
+        for r in rows:
+            kind = "useful" if r["useful"] else "wasted"
+            out[f"{kind}_vcpu_hours"] = round((r["cpu_s"] or 0) / 3600, 4)
+            out[f"{kind}_gib_hours"] = round((r["gib_s"] or 0) / 3600, 4)
+        return out
+
+    async def queue_counts(self) -> dict[str, dict[str, int]]:
+        rows = await self.read(f"SELECT queue, state, count(*) AS n FROM jobs "
+                               f"WHERE state IN ({_q((*ACTIVE,))}) GROUP BY queue, state")
+        out: dict[str, dict[str, int]] = {}
+        for r in rows:
+            out.setdefault(r["queue"], {})[r["state"]] = r["n"]
+        for r in await self.read("SELECT DISTINCT queue FROM analyses"):
+            out.setdefault(r["queue"], {})
+        return out
