@@ -109,6 +109,8 @@ async def supervise(loops: dict[str, Callable[[], Awaitable[None]]],
                 continue
             name = tasks.get(task) or background.get(task)
             exc = task.exception() if not task.cancelled() else None
+            if exc is None and task in background:
+                continue  # a service with nothing to do in the background (e.g. aws)
             if exc is not None:
                 log.error("loop_crashed", loop=name, error=repr(exc), exc_info=exc)
             else:
