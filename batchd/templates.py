@@ -1,0 +1,137 @@
+"""`{name}` templates: parse, validate, render.
+
+Workflow definitions fill outputs, parameters, commands and environment values from each
+sample's metadata with templates like `s3://bucket/{project_name}/{sample_name}.json.gz`.
+
+The syntax is deliberately a tiny subset of `str.format`: only plain `{name}` fields and the
+escapes `{{` / `}}`. Attribute access, indexing, conversions and format specs are rejected
+rather than half-supported, because a definition that silently means something else on AWS
+(hours into a run) is worse than one refused up front.
+
+Rendering substitutes values literally, in one pass: a sample value containing `{`, `}` or
+shell metacharacters is inserted as-is and never parsed again. Parsing is cached because the
+same few templates are rendered hundreds of thousands of times when a workflow is created.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Iterable, Mapping
+
+from .errors import InvalidInput
+
+# Hyphens are allowed because CSV column names often contain them; dots are not, since
+# `{a.b}` reads as attribute access in Python's format syntax and users would expect that.
+FIELD_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+
+# A parsed template: (literal, field) pairs in order; `field` is None for trailing text.
+Parts = tuple[tuple[str, str | None], ...]
+
+
+class TemplateError(InvalidInput):
+    """A template is malformed or names an unknown field."""
+
+
+def _field_problem(template: str, body: str) -> str:
+    """Explain why the text between `{` and `}` is not a plain field name."""
+    shown = "{" + body + "}"
+    if body == "":
+        return (f"template {template!r} contains an empty {{}}; put a field name inside, "
+                "e.g. {sample_name}, or write {{}} for literal braces")
+    if body.isdigit():
+        return (f"template {template!r} uses the positional field {shown}; "
+                "use a field name such as {sample_name} instead")
+    for char, what in (("!", "a conversion"), (":", "a format spec"), (".", "attribute access"),
+                       ("[", "indexing")):
+        if char in body:
+            name = body.split(char, 1)[0]
+            fix = f"write {{{name}}} instead" if FIELD_RE.fullmatch(name) else \
+                "use a plain field name such as {sample_name}"
+            return (f"template {template!r} uses {what} in {shown}, which is not supported; "
+                    f"only plain {{name}} fields are allowed: {fix}")
+    return (f"template {template!r}: {shown} is not a valid field name; names start with a "
+            "letter or underscore and contain only letters, digits, '_' and '-'")
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse(template: str) -> Parts:
+    parts: list[tuple[str, str | None]] = []
+    literal: list[str] = []
+    i, n = 0, len(template)
+    while i < n:
+        # Jump straight to the next brace: templates are mostly literal text.
+        j = min((k for k in (template.find("{", i), template.find("}", i)) if k != -1),
+                default=n)
+        if j > i:
+            literal.append(template[i:j])
+        if j == n:
+            break
+        char = template[j]
+        if template.startswith(char * 2, j):
+            literal.append(char)
+            i = j + 2
+            continue
+        if char == "}":
+            raise TemplateError(
+                f"template {template!r} has a '}}' at position {j + 1} without a matching '{{'; "
+                "write }} for a literal brace", template=template)
+        close = template.find("}", j + 1)
+        reopen = template.find("{", j + 1)
+        if close == -1 or (reopen != -1 and reopen < close):
+            raise TemplateError(
+                f"template {template!r} has a '{{' at position {j + 1} that is never closed; "
+                "close the field with '}', or write {{ for a literal brace", template=template)
+        body = template[j + 1:close]
+        if not FIELD_RE.fullmatch(body):
+            raise TemplateError(_field_problem(template, body), template=template)
+        parts.append(("".join(literal), body))
+        literal = []
+        i = close + 1
+    if literal or not parts:
+        parts.append(("".join(literal), None))
+    return tuple(parts)
+
+
+def template_fields(template: str) -> list[str]:
+    """The field names a template uses, in order of first use, without repeats."""
+    if not isinstance(template, str):
+        raise TemplateError(f"a template must be text, got {template!r}")
+    seen: dict[str, None] = {}
+    for _, field in _parse(template):
+        if field is not None:
+            seen.setdefault(field, None)
+    return list(seen)
+
+
+def validate_template(template: str, available: Iterable[str], *, where: str) -> None:
+    """Check syntax and that every field is one of `available`; `where` prefixes the message
+    (e.g. "workflow.json: analyses[0].outputs[1]")."""
+    try:
+        fields = template_fields(template)
+    except TemplateError as exc:
+        raise TemplateError(f"{where}: {exc.message}", where=where, template=template) from None
+    known = set(available)
+    unknown = [f for f in fields if f not in known]
+    if unknown:
+        names = ", ".join("{" + f + "}" for f in unknown)
+        listed = ", ".join(sorted(known)) or "(none)"
+        raise TemplateError(
+            f"{where}: template {template!r} uses {names}, which "
+            f"{'is not a field' if len(unknown) == 1 else 'are not fields'}; available fields "
+            f"are: {listed} (the metadata columns plus the built-in names)",
+            where=where, template=template, unknown=unknown, available=sorted(known))
+
+
+def render(template: str, values: Mapping[str, str]) -> str:
+    """Fill a template; values are inserted verbatim and never re-parsed."""
+    _parse(template)  # validates (cached): only plain {name} fields and {{ }} escapes remain
+    try:
+        # For that subset str.format_map has exactly our semantics (single pass, a hyphenated
+        # name is a mapping key) and runs in C, which matters at 300,000 calls per workflow.
+        return template.format_map(values)
+    except KeyError as exc:
+        raise TemplateError(
+            f"template {template!r} uses {{{exc.args[0]}}} but no value was given for it; "
+            f"available values are: {', '.join(sorted(values)) or '(none)'}",
+            template=template, field=exc.args[0]) from None
