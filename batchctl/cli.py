@@ -1,0 +1,265 @@
+"""batchctl's argument parsing, command registry and `main()`.
+
+Commands live in `batchctl/commands.py`. Adding one is a function plus one decorator:
+
+    @command("cancel", help="cancel a workflow's jobs",
+             description="...", example="batchctl cancel myproj/famli",
+             args=[arg("target", metavar="PROJECT/WORKFLOW")])
+    def cmd_cancel(ctx: Context, args) -> int:
+        ctx.client.post(f"/v1/projects/.../cancel")
+        return 0
+
+A name with a space ("jobdef register") makes a sub-command of a group; describe the group
+once in `GROUPS`. Only the standard library is imported here (fast start).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs ~4 ms at start-up; annotations are strings anyway
+    from typing import Any, Callable, TextIO
+
+from batchctl.client import (DEFAULT_TIMEOUT, EXIT_USAGE, Client, CtlError,
+                             resolve_socket_path)
+
+PROG = "batchctl"
+
+EXIT_CODES_EPILOG = """\
+exit codes:
+  0  ok
+  1  unexpected error (or, with status --watch, the workflow FAILED / was CANCELLED)
+  2  usage error or invalid input (the message says what to fix)
+  3  batchd is not running (nothing answers on the socket)
+  4  permission denied (socket not accessible, or action not allowed)
+  5  not found (project, workflow, job definition)
+  6  conflict (already exists, already running)
+  7  backend (AWS Batch) error
+  8  batchd unavailable (disk full, shutting down)
+"""
+
+TOP_DESCRIPTION = """\
+batchctl talks to batchd, the daemon that runs and monitors very large numbers of jobs on
+AWS Batch (or locally). A project is a table of samples; a workflow runs a series of steps
+(job definitions) on every sample.
+
+typical session:
+  batchctl import myproj --metadata samples.csv
+  batchctl create myproj --definition famli.json
+  batchctl submit myproj/FAMLI
+  batchctl status myproj/FAMLI --watch 60
+  batchctl dashboard
+"""
+
+# Help for command groups ("jobdef register" -> group "jobdef").
+GROUPS: dict[str, tuple[str, str]] = {
+    "jobdef": ("register and list job definitions",
+               "Job definitions describe the container each workflow step runs (the AWS Batch "
+               "RegisterJobDefinition format)."),
+    "daemon": ("control the batchd daemon itself", "Control the batchd daemon process."),
+}
+
+
+class Command:
+    """One registered sub-command (a plain class: dataclasses would cost ~9 ms at start-up)."""
+
+    __slots__ = ("name", "func", "help", "description", "example", "args")
+
+    def __init__(self, name: str, func: Callable[[Context, argparse.Namespace], int],
+                 help: str, description: str, example: str,
+                 args: list[tuple[tuple[Any, ...], dict[str, Any]]]) -> None:
+        self.name, self.func, self.help = name, func, help
+        self.description, self.example, self.args = description, example, args
+
+
+COMMANDS: list[Command] = []
+
+
+def arg(*names: Any, **kwargs: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """An `add_argument` call for `command(args=[...])`."""
+    return names, kwargs
+
+
+def command(name: str, *, help: str, description: str, example: str,
+            args: list[tuple[tuple[Any, ...], dict[str, Any]]] | None = None
+            ) -> Callable[[Callable[..., int]], Callable[..., int]]:
+    """Register a sub-command; `example` is shown under "example:" in its --help."""
+
+    def register(func: Callable[..., int]) -> Callable[..., int]:
+        COMMANDS.append(Command(name, func, help, description, example, list(args or [])))
+        return func
+
+    return register
+
+
+class Context:
+    """What a command needs: the client (created on first use), output streams, flags."""
+
+    def __init__(self, args: argparse.Namespace, out: TextIO | None = None,
+                 err: TextIO | None = None) -> None:
+        self.args = args
+        self.out = out if out is not None else sys.stdout
+        self.err = err if err is not None else sys.stderr
+        self.socket_path = resolve_socket_path(getattr(args, "socket", None))
+        self.timeout = getattr(args, "timeout", DEFAULT_TIMEOUT)
+        self.debug = bool(getattr(args, "debug", False))
+        self._client: Client | None = None
+
+    @property
+    def client(self) -> Client:
+        if self._client is None:
+            self._client = Client(self.socket_path, timeout=self.timeout)
+        return self._client
+
+    def print(self, *parts: Any) -> None:
+        print(*parts, file=self.out)
+
+    def note(self, *parts: Any) -> None:
+        """A message for the human, on stderr (keeps stdout clean for pipes)."""
+        print(*parts, file=self.err)
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, got {text!r}")
+    return value
+
+
+def _global_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
+    """--socket/--timeout/--debug, accepted before or after the sub-command."""
+    default = (lambda value: argparse.SUPPRESS) if suppress else (lambda value: value)
+    group = parser.add_argument_group("global options")
+    group.add_argument("--socket", metavar="PATH", default=default(None),
+                       help="batchd's socket (default: $BATCHD_SOCKET, else "
+                            "/run/batchd/batchd.sock if it exists, else "
+                            "$XDG_RUNTIME_DIR/batchd/batchd.sock or /tmp/batchd-UID/batchd.sock)")
+    group.add_argument("--timeout", metavar="SECONDS", type=_positive_seconds,
+                       default=default(DEFAULT_TIMEOUT),
+                       help=f"how long to wait for batchd's answer (default {DEFAULT_TIMEOUT:g})")
+    group.add_argument("--debug", action="store_true", default=default(False),
+                       help="show tracebacks for errors")
+
+
+def _version_string() -> str:
+    try:
+        from batchd import __version__
+    except Exception:  # noqa: BLE001 - batchctl must work even if batchd is broken
+        return "unknown"
+    return __version__
+
+
+def build_parser() -> argparse.ArgumentParser:
+    import batchctl.commands  # noqa: F401 - registers the commands
+
+    parser = argparse.ArgumentParser(
+        prog=PROG, description=TOP_DESCRIPTION, epilog=EXIT_CODES_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    _global_options(parser, suppress=False)
+    subs = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
+    groups: dict[str, argparse._SubParsersAction] = {}
+    for cmd in COMMANDS:
+        head, _, tail = cmd.name.partition(" ")
+        target = subs
+        if tail:
+            if head not in groups:
+                short, long = GROUPS.get(head, ("", ""))
+                group_parser = subs.add_parser(
+                    head, help=short, description=_wrap(long or short),
+                    epilog=_group_epilog(head),
+                    formatter_class=argparse.RawDescriptionHelpFormatter)
+                _global_options(group_parser, suppress=True)
+                groups[head] = group_parser.add_subparsers(
+                    dest=f"{head}_command", metavar="COMMAND", title="commands")
+                group_parser.set_defaults(func=_group_usage(group_parser))
+            target = groups[head]
+        sub = target.add_parser(
+            tail or head, help=cmd.help, description=_wrap(cmd.description),
+            epilog="example:\n" + "\n".join("  " + line for line in cmd.example.splitlines()),
+            formatter_class=argparse.RawDescriptionHelpFormatter)
+        for names, kwargs in cmd.args:
+            sub.add_argument(*names, **kwargs)
+        _global_options(sub, suppress=True)
+        sub.set_defaults(func=cmd.func)
+    return parser
+
+
+def _wrap(text: str, width: int = 79) -> str:
+    """Fill each paragraph of a description (RawDescriptionHelpFormatter keeps it as is)."""
+    import textwrap  # already imported by argparse: free
+
+    return "\n\n".join(textwrap.fill(p, width) if "\n" not in p.strip() else p
+                       for p in text.split("\n\n"))
+
+
+def _group_epilog(head: str) -> str:
+    examples = [c.example.splitlines()[0] for c in COMMANDS if c.name.startswith(head + " ")]
+    return "example:\n" + "\n".join("  " + e for e in examples)
+
+
+def _group_usage(parser: argparse.ArgumentParser) -> Callable[[Context, argparse.Namespace], int]:
+    def usage(ctx: Context, args: argparse.Namespace) -> int:
+        parser.print_help(ctx.err)
+        return EXIT_USAGE
+
+    return usage
+
+
+def main(argv: list[str] | None = None, out: TextIO | None = None,
+         err: TextIO | None = None) -> int:
+    """Run batchctl; return the exit code (never raises for expected failures)."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
+        except (AttributeError, ValueError):
+            pass
+    err_stream = err if err is not None else sys.stderr
+    debug = "--debug" in (sys.argv[1:] if argv is None else argv)
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if getattr(args, "func", None) is None:
+            parser.print_help(err_stream)
+            return EXIT_USAGE
+        ctx = Context(args, out=out, err=err)
+        debug = ctx.debug
+        return int(args.func(ctx, args) or 0)
+    except CtlError as exc:
+        if debug:
+            import traceback
+
+            traceback.print_exc(file=err_stream)
+        print(exc.message, file=err_stream)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        try:
+            print(file=err_stream)
+        except Exception:  # noqa: BLE001
+            pass
+        return 130
+    except BrokenPipeError:
+        # `batchctl status --jobs | head`: the reader went away; exit quietly.
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        return 141
+    except SystemExit as exc:  # argparse (usage errors, --help)
+        code = exc.code
+        return code if isinstance(code, int) else (0 if code is None else EXIT_USAGE)
+    except Exception as exc:  # noqa: BLE001 - a bug: one line unless --debug
+        if debug:
+            import traceback
+
+            traceback.print_exc(file=err_stream)
+        else:
+            print(f"batchctl: unexpected error: {type(exc).__name__}: {exc} "
+                  "(run with --debug for the traceback)", file=err_stream)
+        return 1

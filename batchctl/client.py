@@ -1,0 +1,250 @@
+"""A tiny HTTP/JSON client for the batchd control API over its Unix socket.
+
+Standard library only: `batchctl status` must answer in well under 100 ms, so nothing heavy
+(aiohttp, structlog, botocore) may be imported here. Every failure a user can meet is turned
+into a `CtlError` whose message says what to do and whose `exit_code` follows the contract in
+docs/design.md (0 ok, 1 unexpected, 2 invalid input, 3 daemon not running, 4 permission,
+5 not found, 6 conflict, 7 backend error, 8 daemon unavailable).
+"""
+
+from __future__ import annotations
+
+import errno
+import http.client
+import json
+import os
+import socket
+from urllib.parse import quote, urlencode
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs ~4 ms at start-up; annotations are strings anyway
+    from typing import Any, Mapping
+
+SYSTEM_SOCKET = "/run/batchd/batchd.sock"
+DEFAULT_TIMEOUT = 60.0  # importing 100,000 samples takes a few seconds; be generous
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_NOT_RUNNING = 3
+EXIT_PERMISSION = 4
+EXIT_NOT_FOUND = 5
+EXIT_CONFLICT = 6
+EXIT_BACKEND = 7
+EXIT_UNAVAILABLE = 8
+
+# API error code -> batchctl exit code
+_EXIT_BY_CODE = {
+    "invalid_input": EXIT_USAGE,
+    "payload_too_large": EXIT_USAGE,
+    "not_found": EXIT_NOT_FOUND,
+    "conflict": EXIT_CONFLICT,
+    "permission_denied": EXIT_PERMISSION,
+    "backend_error": EXIT_BACKEND,
+    "unavailable": EXIT_UNAVAILABLE,
+}
+# HTTP status -> exit code, for error answers without a JSON body (a proxy, aiohttp itself)
+_EXIT_BY_STATUS = {
+    400: EXIT_USAGE, 403: EXIT_PERMISSION, 404: EXIT_NOT_FOUND, 409: EXIT_CONFLICT,
+    413: EXIT_USAGE, 502: EXIT_BACKEND, 503: EXIT_UNAVAILABLE,
+}
+
+
+class CtlError(Exception):
+    """A failure to show the user as a one-line message (no traceback) with an exit code."""
+
+    def __init__(self, message: str, exit_code: int = EXIT_ERROR, *, code: str | None = None,
+                 http_status: int | None = None, details: Any = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.exit_code = exit_code
+        self.code = code  # the API's error code, when the daemon sent one
+        self.http_status = http_status
+        self.details = details
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def default_socket_path(environ: Mapping[str, str] | None = None, uid: int | None = None,
+                        system_socket: str = SYSTEM_SOCKET) -> str:
+    """Where batchd listens when nobody said otherwise (shared by batchd and batchctl).
+
+    `/run/batchd/batchd.sock` if it exists (the system service), else
+    `$XDG_RUNTIME_DIR/batchd/batchd.sock` if XDG_RUNTIME_DIR is set, else
+    `/tmp/batchd-<uid>/batchd.sock`. The `--socket` flag and `BATCHD_SOCKET` are handled by the
+    caller (`resolve_socket_path` here, the settings layers in the daemon) so that each program
+    keeps its own precedence rules.
+    """
+    env = os.environ if environ is None else environ
+    if os.path.exists(system_socket):
+        return system_socket
+    runtime_dir = env.get("XDG_RUNTIME_DIR")
+    if runtime_dir:
+        return os.path.join(runtime_dir, "batchd", "batchd.sock")
+    return f"/tmp/batchd-{os.getuid() if uid is None else uid}/batchd.sock"
+
+
+def resolve_socket_path(flag: str | None = None, environ: Mapping[str, str] | None = None) -> str:
+    """`--socket` flag > `BATCHD_SOCKET` > `default_socket_path()`."""
+    env = os.environ if environ is None else environ
+    return flag or env.get("BATCHD_SOCKET") or default_socket_path(env)
+
+
+def path_segment(value: str) -> str:
+    """Quote one URL path segment (a project or workflow name)."""
+    return quote(str(value), safe="")
+
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    """An HTTPConnection that talks to a Unix socket instead of a TCP port."""
+
+    def __init__(self, socket_path: str, timeout: float | None = DEFAULT_TIMEOUT) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self.socket_path = socket_path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.settimeout(self.timeout)
+            sock.connect(self.socket_path)
+        except BaseException:
+            sock.close()
+            raise
+        self.sock = sock
+
+
+def not_running_message(socket_path: str) -> str:
+    return (f"batchd is not running (no daemon answers on {socket_path}). Start it with "
+            "`batchd` or `systemctl start batchd`, or point batchctl at the right socket with "
+            "--socket / BATCHD_SOCKET.")
+
+
+def permission_message(socket_path: str) -> str:
+    return (f"cannot open the batchd socket {socket_path}: permission denied. Ask an admin to "
+            "add you to the `batchd` group (then log in again).")
+
+
+def _fmt_seconds(seconds: float) -> str:
+    return f"{seconds:g} s"
+
+
+class Client:
+    """Send one JSON request per call to batchd and return the decoded JSON answer."""
+
+    def __init__(self, socket_path: str, timeout: float = DEFAULT_TIMEOUT) -> None:
+        self.socket_path = socket_path
+        self.timeout = timeout
+
+    # -- public ---------------------------------------------------------------------------
+    def request(self, method: str, path: str, body: Any = None,
+                query: Mapping[str, Any] | None = None) -> dict:
+        """`method path` with an optional JSON `body` and `query`; return the JSON answer.
+
+        Raises `CtlError` (with the exit code of the contract) for every failure.
+        """
+        url = path
+        if query:
+            pairs = [(k, v) for k, v in query.items() if v is not None]
+            if pairs:
+                url = f"{path}?{urlencode(pairs)}"
+        headers = {"Accept": "application/json", "Host": "batchd"}
+        payload: bytes | None = None
+        if body is not None:
+            payload = json.dumps(body, ensure_ascii=False).encode("utf-8", "surrogatepass")
+            headers["Content-Type"] = "application/json; charset=utf-8"
+        elif method.upper() in ("POST", "PUT", "PATCH"):
+            payload = b""
+        conn = UnixHTTPConnection(self.socket_path, timeout=self.timeout)
+        try:
+            status, raw = self._exchange(conn, method.upper(), url, payload, headers)
+        finally:
+            conn.close()
+        return self._decode(status, raw)
+
+    def get(self, path: str, query: Mapping[str, Any] | None = None) -> dict:
+        return self.request("GET", path, query=query)
+
+    def post(self, path: str, body: Any = None) -> dict:
+        return self.request("POST", path, body=body)
+
+    # -- internals ------------------------------------------------------------------------
+    def _exchange(self, conn: UnixHTTPConnection, method: str, url: str, payload: bytes | None,
+                  headers: dict[str, str]) -> tuple[int, bytes]:
+        try:
+            conn.connect()
+        except OSError as exc:
+            raise self._connect_error(exc) from exc
+        try:
+            try:
+                conn.request(method, url, body=payload, headers=headers)
+            except (BrokenPipeError, ConnectionResetError):
+                # The daemon may have answered early (e.g. 413 payload too large) and closed:
+                # read that answer if there is one, else report the lost connection below.
+                pass
+            response = conn.getresponse()
+            return response.status, response.read()
+        except TimeoutError as exc:
+            raise CtlError(
+                f"batchd did not answer within {_fmt_seconds(self.timeout)} ({method} {url.split('?')[0]}). "
+                "It may be busy (a big import takes a few seconds) or stuck; retry with a longer "
+                "--timeout, and check the daemon's log if it keeps happening.",
+                EXIT_ERROR) from exc
+        except (http.client.HTTPException, ConnectionError) as exc:
+            raise CtlError(
+                f"batchd closed the connection on {self.socket_path} without answering "
+                f"({method} {url.split('?')[0]}): it may be shutting down or have crashed; "
+                "check its log (`journalctl -u batchd` for the system service).",
+                EXIT_UNAVAILABLE) from exc
+        except OSError as exc:
+            raise CtlError(f"talking to batchd on {self.socket_path} failed: "
+                           f"{exc.strerror or exc}", EXIT_ERROR) from exc
+
+    def _connect_error(self, exc: OSError) -> CtlError:
+        path = self.socket_path
+        if isinstance(exc, TimeoutError):
+            return CtlError(f"batchd did not accept the connection on {path} within "
+                            f"{_fmt_seconds(self.timeout)}; it may be overloaded or stuck.",
+                            EXIT_ERROR)
+        if exc.errno in (errno.ENOENT, errno.ECONNREFUSED, errno.ENOTDIR, errno.ENOTSOCK):
+            return CtlError(not_running_message(path), EXIT_NOT_RUNNING)
+        if exc.errno in (errno.EACCES, errno.EPERM):
+            return CtlError(permission_message(path), EXIT_PERMISSION)
+        if exc.errno is None and "too long" in str(exc):
+            return CtlError(f"the socket path {path} is too long for a Unix socket "
+                            "(at most 107 bytes); use a shorter --socket / BATCHD_SOCKET.",
+                            EXIT_USAGE)
+        return CtlError(f"cannot connect to batchd on {path}: {exc.strerror or exc}", EXIT_ERROR)
+
+    def _decode(self, status: int, raw: bytes) -> dict:
+        text = raw.decode("utf-8", "replace")
+        data: Any = None
+        if text.strip():
+            try:
+                data = json.loads(text)
+            except ValueError:
+                data = None
+        if 200 <= status < 300:
+            if data is None and not text.strip():
+                return {}
+            if not isinstance(data, dict):
+                raise CtlError(f"batchd sent an answer batchctl cannot read (HTTP {status}): "
+                               f"{text[:200]!r}", EXIT_ERROR, http_status=status)
+            return data
+        error = data.get("error") if isinstance(data, dict) else None
+        if isinstance(error, dict) and error.get("message"):
+            code = str(error.get("code") or "")
+            message = str(error["message"])
+            exit_code = _EXIT_BY_CODE.get(code, EXIT_ERROR)
+            if code == "permission_denied" and not message.lower().startswith("not allowed"):
+                message = f"not allowed: {message}"
+            raise CtlError(message, exit_code, code=code or None, http_status=status,
+                           details=error.get("details"))
+        exit_code = _EXIT_BY_STATUS.get(status, EXIT_ERROR)
+        if status == 413:
+            message = ("the request is too large for batchd (HTTP 413); split the file or ask "
+                       "an admin to raise the daemon's request size limit.")
+        else:
+            snippet = text.strip()[:200] or "(empty answer)"
+            message = f"batchd answered HTTP {status}: {snippet}"
+        raise CtlError(message, exit_code, http_status=status)
