@@ -133,14 +133,15 @@ def _positive_seconds(text: str) -> float:
 
 
 def _global_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
-    """--socket/--timeout/--debug, accepted before or after the sub-command."""
+    """--socket/--request-timeout/--debug, accepted before or after the sub-command."""
     default = (lambda value: argparse.SUPPRESS) if suppress else (lambda value: value)
     group = parser.add_argument_group("global options")
     group.add_argument("--socket", metavar="PATH", default=default(None),
                        help="batchd's socket (default: $BATCHD_SOCKET, else "
                             "/run/batchd/batchd.sock if it exists, else "
                             "$XDG_RUNTIME_DIR/batchd/batchd.sock or /tmp/batchd-UID/batchd.sock)")
-    group.add_argument("--timeout", metavar="SECONDS", type=_positive_seconds,
+    group.add_argument("--request-timeout", dest="timeout", metavar="SECONDS",
+                       type=_positive_seconds,
                        default=default(DEFAULT_TIMEOUT),
                        help=f"how long to wait for batchd's answer (default {DEFAULT_TIMEOUT:g})")
     group.add_argument("--debug", action="store_true", default=default(False),
@@ -157,6 +158,7 @@ def _version_string() -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     import batchctl.commands  # noqa: F401 - registers the commands
+    import batchctl.actions  # noqa: F401 - registers cancel/resubmit/logs/queues/history
 
     parser = argparse.ArgumentParser(
         prog=PROG, description=TOP_DESCRIPTION, epilog=EXIT_CODES_EPILOG,

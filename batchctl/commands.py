@@ -402,7 +402,7 @@ def cmd_version(ctx: Context, args: argparse.Namespace) -> int:
     help="ask batchd to shut down",
     description="Ask batchd to stop cleanly (running backend jobs are not cancelled; the "
                 "daemon picks them up again when it restarts). Waits until the socket stops "
-                "answering, up to --timeout seconds, unless --no-wait.",
+                "answering, up to --request-timeout seconds, unless --no-wait.",
     example="batchctl daemon stop",
     args=[arg("--no-wait", action="store_true", help="return as soon as batchd has the request")],
 )

@@ -252,7 +252,7 @@ def test_timeout_exit_1(fake):
     assert time.monotonic() - start < 1.2
     assert info.value.exit_code == 1
     assert "did not answer within 0.3 s" in info.value.message
-    assert "--timeout" in info.value.message
+    assert "--request-timeout" in info.value.message
 
 
 def test_connection_closed_without_answer_exit_8(fake):
@@ -526,7 +526,7 @@ def test_daemon_stop_waits_until_gone(fake):
     fake.routes[("POST", "/v1/shutdown")] = shutdown
     fake.routes[("GET", "/v1/ping")] = (503, {"error": {"code": "unavailable",
                                                         "message": "shutting down"}})
-    code, out, err = run(fake, "daemon", "stop", "--timeout", "10")
+    code, out, err = run(fake, "daemon", "stop", "--request-timeout", "10")
     assert code == 0, err
     assert out.strip() == "batchd stopped"
 
