@@ -31,6 +31,7 @@ from .logs import get_logger
 from .poller import Poller
 from .settings import Settings
 from .store import Store
+from .stuck import StuckWatcher
 from .submitter import Submitter
 from .wakeups import Wakeups
 
@@ -164,7 +165,9 @@ async def serve(settings: Settings, *, notify: Callable[[str], None] | None = No
         if notify:
             notify("READY=1")
         crashed = await supervise(
-            {"submitter": submitter.run, "poller": poller.run, "checker": checker.run},
+            {"submitter": submitter.run, "poller": poller.run, "checker": checker.run,
+             "stuck": StuckWatcher(store, backend, settings, stop,
+                                  interval=settings.stuck_interval).run},
             {"backend": backend.run}, stop, settings.shutdown_timeout)
         if notify:
             notify("STOPPING=1")

@@ -101,7 +101,11 @@ class Poller:
                 runnable_at=runnable_at,
                 next_poll_at=self._next_poll(status, attempt["runnable_at"], now),
                 changed=changed, vcpus=status.vcpus, memory=status.memory))
-            if attempt["job_state"] == "CANCELLED" and not status.terminal:
+            # The job was cancelled, given up while still queued (unplaceable), or moved on to
+            # a newer attempt: this one must not keep running (or start) in the backend.
+            superseded = attempt["current_attempt_id"] != attempt["id"]
+            if (superseded or attempt["job_state"] in ("CANCELLED", "FAILED")) \
+                    and not status.terminal:
                 cancels.append((attempt, status))
             if changed:
                 self.log.debug("job_state_changed", job_id=status.job_id,

@@ -81,6 +81,7 @@ class Settings:
     cancel_unplaceable: bool = False
     # A job RUNNABLE this many times longer than the median of its queue's peers is flagged.
     stuck_factor: float = 5.0
+    stuck_interval: float = 60.0      # seconds between stuck-job checks
     admin_group: str = "batchd-admin"
     max_request_bytes: int = 512 * 1024 * 1024
     shutdown_timeout: float = 20.0
@@ -107,7 +108,8 @@ _TOML_SECTIONS = {
     "submit": {"max_in_flight": "max_in_flight", "concurrency": "submit_concurrency"},
     "poll": {"interval": "poll_interval", "concurrency": "describe_concurrency"},
     "log": {"format": "log_format", "level": "log_level"},
-    "stuck": {"factor": "stuck_factor", "cancel_unplaceable": "cancel_unplaceable"},
+    "stuck": {"factor": "stuck_factor", "cancel_unplaceable": "cancel_unplaceable",
+              "interval": "stuck_interval"},
 }
 _RETRY_FIELDS = {f.name: f for f in fields(RetryDefaults)}
 _FIELDS = {f.name: f for f in fields(Settings) if f.name not in ("retry", "queue_caps", "config_file")}

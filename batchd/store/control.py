@@ -127,3 +127,34 @@ class ControlQueries(StoreBase):
         for r in await self.read("SELECT DISTINCT queue FROM analyses"):
             out.setdefault(r["queue"], {})
         return out
+
+    # -- stuck jobs -----------------------------------------------------------------------
+    async def runnable_attempts(self) -> list[dict[str, Any]]:
+        rows = await self.read(
+            "SELECT a.id, a.job_id, a.queue, a.vcpus, a.memory, a.status_reason, a.runnable_at "
+            "FROM attempts a JOIN jobs j ON j.id = a.job_id AND j.current_attempt_id = a.id "
+            "WHERE a.state = 'RUNNABLE' AND j.state = 'RUNNABLE'")
+        return [dict(r) for r in rows]
+
+    async def recent_runnable_waits(self, window: float = 6 * 3600) -> dict[str, list[float]]:
+        """Per queue: how long attempts that started recently had waited RUNNABLE."""
+        rows = await self.read(
+            "SELECT queue, started_at - runnable_at AS wait FROM attempts "
+            "WHERE started_at > ? AND runnable_at IS NOT NULL", (time.time() - window,))
+        out: dict[str, list[float]] = {}
+        for r in rows:
+            out.setdefault(r["queue"], []).append(max(r["wait"], 0.0))
+        return out
+
+    async def set_stuck(self, flagged: list[tuple[int, str]], *, clear_others: bool) -> None:
+        async with self.transaction() as conn:
+            if clear_others:
+                await conn.execute("UPDATE jobs SET stuck_reason = NULL "
+                                   "WHERE stuck_reason IS NOT NULL")
+            await conn.executemany("UPDATE jobs SET stuck_reason = ? WHERE id = ?",
+                                   [(reason, job_id) for job_id, reason in flagged])
+
+    async def poll_now(self, attempt_ids: list[int]) -> None:
+        async with self.transaction() as conn:
+            await conn.executemany("UPDATE attempts SET next_poll_at = 0 WHERE id = ?",
+                                   [(a,) for a in attempt_ids])

@@ -128,8 +128,11 @@ class ProjectQueries(StoreBase):
         for row in rows:
             steps[row["step"]]["counts"][row["state"]] = row["n"]
             totals[row["state"]] = totals.get(row["state"], 0) + row["n"]
+        stuck = await self.read_one("SELECT count(*) AS n FROM jobs WHERE workflow_id = ? AND "
+                                    "stuck_reason IS NOT NULL", (workflow["id"],))
         return {
             "project": workflow["project_name"], "workflow": workflow["name"],
+            "stuck": stuck["n"] if stuck else 0,
             "status": workflow_status(totals, workflow["submitted_at"] is not None),
             "created_at": workflow["created_at"], "submitted_at": workflow["submitted_at"],
             "total": sum(totals.values()), "counts": totals,
@@ -173,7 +176,7 @@ class ProjectQueries(StoreBase):
         params.append(limit + 1)
         rows = await self.read(
             "SELECT j.id, s.name AS sample, j.step, j.state, j.attempts, j.skipped, j.reason, "
-            "j.failure_class, j.updated_at, j.queue, a.backend_job_id, a.job_name, a.exit_code, "
+            "j.failure_class, j.stuck_reason, j.updated_at, j.queue, a.backend_job_id, a.job_name, a.exit_code, "
             "a.vcpus, a.memory, a.state AS attempt_state, a.log_stream "
             "FROM jobs j JOIN samples s ON s.id = j.sample_id "
             "LEFT JOIN attempts a ON a.id = j.current_attempt_id "
@@ -185,7 +188,8 @@ class ProjectQueries(StoreBase):
                  "job_name": r["job_name"], "queue": r["queue"], "reason": r["reason"],
                  "failure_class": r["failure_class"], "exit_code": r["exit_code"],
                  "vcpus": r["vcpus"], "memory": r["memory"], "log_stream": r["log_stream"],
-                 "skipped": bool(r["skipped"]), "updated_at": r["updated_at"]} for r in rows]
+                 "skipped": bool(r["skipped"]), "stuck_reason": r["stuck_reason"],
+                 "updated_at": r["updated_at"]} for r in rows]
         return jobs, (rows[-1]["id"] if more and rows else None)
 
     async def job_attempts(self, workflow_id: int, *, sample: str | None = None,

@@ -148,7 +148,7 @@ class SchedulingQueries(StoreBase):
         rows = await self.read(
             "SELECT a.id, a.job_id, a.backend_job_id, a.job_name, a.queue, a.state, "
             "a.runnable_at, a.missing_polls, a.memory, a.vcpus, a.timeout, a.next_poll_at, "
-            "j.state AS job_state, j.reason AS job_reason FROM attempts a "
+            "j.state AS job_state, j.reason AS job_reason, j.current_attempt_id FROM attempts a "
             "JOIN jobs j ON j.id = a.job_id "
             "WHERE a.state IN ('SUBMITTED','PENDING','RUNNABLE','STARTING','RUNNING') "
             "AND a.next_poll_at <= ? ORDER BY a.next_poll_at LIMIT ?", (now, limit))

@@ -91,3 +91,41 @@ def test_cancel_stops_running_and_queued_jobs(daemon_factory):
     assert any("wrong input" in (a["status_reason"] or "") for a in attempts)
     jobs = daemon.ctl_json("status", "p/slow", "--jobs")["jobs"]
     assert all(j["reason"] == "cancelled by user: wrong input" for j in jobs)
+
+
+def test_unplaceable_job_is_flagged_then_failed_as_misconfiguration(daemon_factory):
+    config_dir = daemon_factory().root  # a scratch dir for the TOML file
+    config = config_dir / "batchd.toml"
+    config.write_text("[stuck]\ninterval = 0.5\n")
+    daemon = daemon_factory("--backend", "local", "--poll-interval", "0.2", "--local-vcpus", "2",
+                            "--local-memory", "1024", "--config", str(config)).start()
+    root = daemon.root
+    (root / "jobdef.json").write_text(json.dumps({
+        "jobDefinitionName": "big",
+        "containerProperties": {"command": ["true"], "vcpus": 1, "memory": 64}}))
+    (root / "samples.csv").write_text("sample_name,file_name\nhuge,x\n")
+    (root / "wf.json").write_text(json.dumps({
+        "workflow_name": "big", "analyses": [{
+            "job_definition": "big", "queue": "local", "outputs": ["/nonexistent/{sample_name}"],
+            "containerOverrides": {"memory": 4096}}]}))
+    daemon.ctl("jobdef", "register", str(root / "jobdef.json"))
+    daemon.ctl("import", "p", "--metadata", str(root / "samples.csv"))
+    daemon.ctl("create", "p", "--definition", str(root / "wf.json"))
+    daemon.ctl("submit", "p/big")
+    deadline = time.monotonic() + 30
+    while True:
+        job = daemon.ctl_json("status", "p/big", "--jobs")["jobs"][0]
+        if job["stuck_reason"]:
+            break
+        assert time.monotonic() < deadline, job
+        time.sleep(0.2)
+    assert job["state"] == "RUNNABLE" and "4096 MiB" in job["stuck_reason"]
+    assert daemon.status("p/big")["stuck"] == 1
+    # With the switch on, the same job is given up instead of waiting forever.
+    daemon.stop()
+    config.write_text("[stuck]\ninterval = 0.5\ncancel_unplaceable = true\n")
+    daemon.start()
+    status = daemon.wait_for("p/big", timeout=30)
+    job = daemon.ctl_json("status", "p/big", "--jobs")["jobs"][0]
+    assert status["status"] == "FAILED" and job["failure_class"] == "misconfiguration"
+    assert "use a queue with larger instances" in job["reason"]
