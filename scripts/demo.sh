@@ -33,7 +33,7 @@ run batchctl create demo --definition "$work/demo/workflow.json"
 run batchctl submit demo/wordcount
 run batchctl status demo/wordcount --watch 1
 run batchctl status demo/wordcount --jobs
-run batchctl dashboard
+run batchctl dashboard --all
 echo "==> outputs"
 cat "$work"/demo/results/demo/*.summary.txt
 echo "==> stopping batchd"
