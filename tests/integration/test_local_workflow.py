@@ -32,7 +32,7 @@ def test_demo_workflow_runs_to_completion(local_daemon, demo_copy):
     assert status["counts"] == {"COMPLETED": 8}
     assert [s["counts"] for s in status["steps"]] == [{"COMPLETED": 4}, {"COMPLETED": 4}]
     summary = (demo_copy / "results" / "demo" / "sample-A.summary.txt").read_text()
-    assert summary.startswith("E. coli: 11 words")
+    assert summary.startswith("E. coli: 12 words")
     jobs = all_jobs(local_daemon, "demo/wordcount")
     assert len(jobs) == 8 and all(j["attempt"] == 1 and not j["skipped"] for j in jobs)
     assert len(local_daemon.events("job_submitted")) == 8
