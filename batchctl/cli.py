@@ -159,6 +159,7 @@ def _version_string() -> str:
 def build_parser() -> argparse.ArgumentParser:
     import batchctl.commands  # noqa: F401 - registers the commands
     import batchctl.actions  # noqa: F401 - registers cancel/resubmit/logs/queues/history
+    import batchctl.daemonctl  # noqa: F401 - registers daemon status
 
     parser = argparse.ArgumentParser(
         prog=PROG, description=TOP_DESCRIPTION, epilog=EXIT_CODES_EPILOG,

@@ -17,7 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
-from . import __version__, operations
+from . import __version__, access, operations
 from .backends.base import Backend
 from .errors import BatchdError, InvalidInput, PayloadTooLarge
 from .logs import get_logger
@@ -106,6 +106,15 @@ def _caller(request: web.Request) -> Caller:
     return caller_of(request)
 
 
+def _require_owner(request: web.Request, workflow: Any, action: str) -> Caller:
+    """The caller, once access.py has agreed they may change this workflow's project."""
+    caller = caller_of(request)
+    access.policy_of(request).require_owner(caller, action=action,
+                                            project=workflow["project_name"],
+                                            owner_uid=workflow["owner_uid"])
+    return caller
+
+
 # -- handlers ---------------------------------------------------------------------------------
 async def ping(request: web.Request) -> web.Response:
     ctx = _ctx(request)
@@ -116,7 +125,9 @@ async def ping(request: web.Request) -> web.Response:
 async def import_project(request: web.Request) -> web.Response:
     ctx = _ctx(request)
     caller = _caller(request)
-    result = await operations.import_project(ctx.store, await _body(request),
+    body = await _body(request)
+    request[access.AUDIT_TARGET] = body.get("name")
+    result = await operations.import_project(ctx.store, body,
                                              owner_uid=caller.uid, owner_name=caller.name)
     log.info("project_imported", project=result["name"], samples=result["samples"],
              user=caller.name, uid=caller.uid)
@@ -130,8 +141,12 @@ async def list_projects(request: web.Request) -> web.Response:
 async def create_workflow(request: web.Request) -> web.Response:
     ctx = _ctx(request)
     project = request.match_info["project"]
-    result = await operations.create_workflow(ctx.store, project, await _body(request))
     caller = _caller(request)
+    owner = await ctx.store.project(project)
+    access.policy_of(request).require_owner(caller, action="create a workflow", project=project,
+                                            owner_uid=owner["owner_uid"],
+                                            owner_name=owner["owner_name"])
+    result = await operations.create_workflow(ctx.store, project, await _body(request))
     log.info("workflow_created", project=project, workflow=result["name"],
              jobs=result["jobs"], user=caller.name, uid=caller.uid)
     return _json({"workflow": result}, status=201)
@@ -141,9 +156,9 @@ async def submit_workflow(request: web.Request) -> web.Response:
     ctx = _ctx(request)
     workflow = await ctx.store.workflow(request.match_info["project"],
                                         request.match_info["workflow"])
+    caller = _require_owner(request, workflow, "submit")
     released = await ctx.store.submit_workflow(workflow["id"])
     ctx.wake.checker.set()
-    caller = _caller(request)
     log.info("workflow_submitted", project=workflow["project_name"], workflow=workflow["name"],
              released=released, user=caller.name, uid=caller.uid)
     workflow = await ctx.store.workflow(workflow["project_name"], workflow["name"])
@@ -181,6 +196,7 @@ async def cancel_jobs(request: web.Request) -> web.Response:
     ctx = _ctx(request)
     workflow = await ctx.store.workflow(request.match_info["project"],
                                         request.match_info["workflow"])
+    caller = _require_owner(request, workflow, "cancel jobs")
     body = await _body(request)
     reason = body.get("reason")
     if not isinstance(reason, str) or not reason.strip():
@@ -191,7 +207,6 @@ async def cancel_jobs(request: web.Request) -> web.Response:
                                          sample=body.get("sample") or None,
                                          step=_opt_int(body, "step"))
     ctx.wake.poller.set()
-    caller = _caller(request)
     log.info("jobs_cancelled", project=workflow["project_name"], workflow=workflow["name"],
              user=caller.name, uid=caller.uid, reason=reason, **result)
     return _json(result)
@@ -201,6 +216,7 @@ async def resubmit_jobs(request: web.Request) -> web.Response:
     ctx = _ctx(request)
     workflow = await ctx.store.workflow(request.match_info["project"],
                                         request.match_info["workflow"])
+    caller = _require_owner(request, workflow, "resubmit jobs")
     body = await _body(request)
     queue = body.get("queue")
     if queue is not None and (not isinstance(queue, str) or not queue):
@@ -215,7 +231,6 @@ async def resubmit_jobs(request: web.Request) -> web.Response:
         force=bool(body.get("force")))
     ctx.wake.checker.set()
     ctx.wake.submitter.set()
-    caller = _caller(request)
     log.info("jobs_resubmitted", project=workflow["project_name"], workflow=workflow["name"],
              user=caller.name, uid=caller.uid, jobs=count,
              overrides={k: body.get(k) for k in ("memory", "vcpus", "queue", "timeout")
@@ -279,6 +294,7 @@ async def register_jobdef(request: web.Request) -> web.Response:
     if not isinstance(spec, dict):
         raise InvalidInput("request field 'spec' must be a JSON object (the job definition)")
     spec = validate_job_definition(spec, filename=body.get("filename") or "job definition")
+    request[access.AUDIT_TARGET] = spec.get("jobDefinitionName")
     result = await ctx.backend.register_job_definition(spec)
     caller = _caller(request)
     log.info("jobdef_registered", name=result["jobDefinitionName"],
@@ -292,6 +308,7 @@ async def list_jobdefs(request: web.Request) -> web.Response:
 
 async def shutdown(request: web.Request) -> web.Response:
     caller = _caller(request)
+    access.policy_of(request).require_admin(caller, action="stop")
     log.info("shutdown_requested", user=caller.name, uid=caller.uid)
     _ctx(request).stop.set()
     return _json({"stopping": True})
@@ -326,9 +343,11 @@ def _int(query, key: str) -> int | None:
 
 
 def build_app(ctx: Context) -> web.Application:
-    app = web.Application(middlewares=[error_middleware],
+    # audit outermost: it records the status error_middleware turned an exception into
+    app = web.Application(middlewares=[access.audit_middleware, error_middleware],
                           client_max_size=ctx.settings.max_request_bytes)
     app[CONTEXT] = ctx
+    app[access.POLICY] = access.Policy(ctx.settings.admin_group)
     wf = "/v1/projects/{project}/workflows/{workflow}"
     app.add_routes([
         web.get("/v1/ping", ping),

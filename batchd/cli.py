@@ -59,7 +59,9 @@ def main(argv: list[str] | None = None) -> None:
     from .daemon import AlreadyRunning, serve
     from .sdnotify import notifier
     try:
-        code = asyncio.run(serve(settings, notify=notifier()))
+        # The flags given now keep winning over the file when SIGHUP reloads it.
+        code = asyncio.run(serve(settings, notify=notifier(),
+                                 flags={k: v for k, v in args.items() if v is not None}))
     except AlreadyRunning as exc:
         print(f"batchd: {exc.message}", file=sys.stderr)
         sys.exit(3)

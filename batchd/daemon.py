@@ -22,18 +22,19 @@ from typing import Awaitable, Callable
 
 from aiohttp import web
 
-from . import __version__
+from . import __version__, access, observe
 from .api import Context, build_app
 from .backends.base import Backend
 from .checker import Checker
-from .errors import BatchdError
+from .errors import BatchdError, Unavailable
 from .logs import get_logger
 from .poller import Poller
+from .reload import Reloader
 from .settings import Settings
 from .store import Store
 from .stuck import StuckWatcher
 from .submitter import Submitter
-from .wakeups import Wakeups
+from .wakeups import Wakeups, pause
 
 log = get_logger(component="daemon")
 
@@ -137,7 +138,45 @@ async def supervise(loops: dict[str, Callable[[], Awaitable[None]]],
     return crashed
 
 
-async def serve(settings: Settings, *, notify: Callable[[str], None] | None = None) -> int:
+def survive_full_disk(name: str, run: Callable[[], Awaitable[None]], stop: asyncio.Event,
+                      retry: float = 10.0) -> Callable[[], Awaitable[None]]:
+    """A loop whose transaction hit a full disk or read-only state dir is restarted after a
+    pause instead of taking the daemon down: its transaction was rolled back (nothing recorded
+    is lost), the jobs it tracks keep running in the backend, and it resumes once an
+    administrator frees space. Restarting `run()` is safe: every loop keeps its state in the
+    database, not in memory. Any other exception still crashes the daemon."""
+
+    async def guarded() -> None:
+        while not stop.is_set():
+            try:
+                await run()
+                return
+            except Unavailable as exc:
+                log.error("loop_paused_state_unwritable", loop=name, error=exc.message,
+                          retry_in=retry)
+                await pause(asyncio.Event(), stop, retry)
+
+    return guarded
+
+
+async def _announce_stopping(stop: asyncio.Event, notify: Callable[[str], None] | None,
+                             sent: list[bool]) -> None:
+    """STOPPING=1 as soon as a stop is requested (systemd then shows "deactivating" while the
+    loops finish their batches), whoever requested it."""
+    await stop.wait()
+    if notify and not sent:
+        sent.append(True)
+        notify("STOPPING=1")
+    await asyncio.Event().wait()  # a service: runs until cancelled
+
+
+async def serve(settings: Settings, *, notify: Callable[[str], None] | None = None,
+                flags: dict | None = None) -> int:
+    loop = asyncio.get_running_loop()
+    # SIGHUP's default action kills the process: catch it before anything else can take time
+    # (a `systemctl reload` racing start-up must not look like a crash).
+    hup = asyncio.Event()
+    loop.add_signal_handler(signal.SIGHUP, hup.set)
     lock_fd = lock_state_dir(settings.state_dir)
     claim_socket(settings.socket)
     store = await Store.open(settings.database)
@@ -148,28 +187,43 @@ async def serve(settings: Settings, *, notify: Callable[[str], None] | None = No
         unknown = await store.mark_all_submitting_unknown()
         stop, wake = asyncio.Event(), Wakeups()
         ctx = Context(store=store, backend=backend, settings=settings, wake=wake, stop=stop)
-        runner = web.AppRunner(build_app(ctx), handle_signals=False, access_log=None)
+        app = build_app(ctx)
+        monitor, counters = observe.LagMonitor(), observe.Counters()
+        observe.install(app, monitor, counters)
+        runner = web.AppRunner(app, handle_signals=False, access_log=None)
         await runner.setup()
         site = web.UnixSite(runner, str(settings.socket))
         await site.start()
         os.chmod(settings.socket, 0o660)
-        loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         submitter = Submitter(store, backend, settings, wake, stop)
         poller = Poller(store, backend, settings, wake, stop)
         checker = Checker(store, backend, settings, wake, stop)
+        stuck = StuckWatcher(store, backend, settings, stop, interval=settings.stuck_interval)
+
+        def follow(new: Settings) -> None:  # holders not covered by `.settings = new`
+            app[access.POLICY].admin_group = new.admin_group
+            stuck.interval = new.stuck_interval
+
+        reloader = Reloader(settings, flags or {},
+                            holders=(submitter, poller, checker, stuck, ctx), backend=backend,
+                            wake=wake, on_applied=follow, notify=notify, counters=counters)
+        reloader.requested = hup  # a SIGHUP that arrived during start-up is not lost
         log.info("daemon_started", version=__version__, backend=backend.name,
                  socket=str(settings.socket), state_dir=str(settings.state_dir),
                  pid=os.getpid(), submits_to_reconcile=unknown)
         if notify:
             notify("READY=1")
+        stopping_sent: list[bool] = []
         crashed = await supervise(
-            {"submitter": submitter.run, "poller": poller.run, "checker": checker.run,
-             "stuck": StuckWatcher(store, backend, settings, stop,
-                                  interval=settings.stuck_interval).run},
-            {"backend": backend.run}, stop, settings.shutdown_timeout)
-        if notify:
+            {name: survive_full_disk(name, fn, stop) for name, fn in
+             (("submitter", submitter.run), ("poller", poller.run), ("checker", checker.run),
+              ("stuck", stuck.run))},
+            {"backend": backend.run, "loop_lag": monitor.run, "reload": reloader.run,
+             "stopping": lambda: _announce_stopping(stop, notify, stopping_sent)},
+            stop, settings.shutdown_timeout)
+        if notify and not stopping_sent:
             notify("STOPPING=1")
         return 1 if crashed else 0
     finally:

@@ -16,6 +16,25 @@ import structlog
 
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
            "error": logging.ERROR}
+# The threshold lives here, not in the bound-logger class: loggers are bound once at import,
+# and a SIGHUP must be able to change the level of every one of them (see set_level).
+_threshold = logging.INFO
+_METHOD_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "msg": logging.INFO,
+                  "warning": logging.WARNING, "warn": logging.WARNING,
+                  "error": logging.ERROR, "exception": logging.ERROR,
+                  "critical": logging.CRITICAL, "fatal": logging.CRITICAL}
+
+
+def set_level(level: str) -> None:
+    """Change the level of every logger at runtime (configuration reload)."""
+    global _threshold
+    _threshold = _LEVELS.get(level, logging.INFO)
+
+
+def _filter_by_level(logger, method_name: str, event_dict):
+    if _METHOD_LEVELS.get(method_name, logging.INFO) < _threshold:
+        raise structlog.DropEvent
+    return event_dict
 
 
 def configure_logging(level: str = "info", fmt: str = "auto", stream=None) -> None:
@@ -24,15 +43,17 @@ def configure_logging(level: str = "info", fmt: str = "auto", stream=None) -> No
         fmt = "console" if stream.isatty() else "json"
     renderer = (structlog.dev.ConsoleRenderer(colors=stream.isatty()) if fmt == "console"
                 else structlog.processors.JSONRenderer())
+    set_level(level)
     structlog.configure(
         processors=[
+            _filter_by_level,  # first: a dropped debug line costs one dict lookup
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
             renderer,
         ],
-        wrapper_class=structlog.make_filtering_bound_logger(_LEVELS.get(level, logging.INFO)),
+        wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG),
         logger_factory=structlog.PrintLoggerFactory(file=stream),
         cache_logger_on_first_use=False,
     )

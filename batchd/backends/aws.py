@@ -251,6 +251,7 @@ class AwsBackend(Backend):
         self._logs_sem = asyncio.Semaphore(self.LOGS_CONCURRENCY)
         self._stream_groups: OrderedDict[str, str] = OrderedDict()
         self.calls: dict[str, int] = {}
+        self.throttles: dict[str, int] = {}   # by operation, for /metrics
 
     # ---------------------------------------------------------------- lifecycle
     def _resolve_region(self, session: AioSession) -> str:
@@ -343,6 +344,7 @@ class AwsBackend(Backend):
         except Exception as exc:  # noqa: BLE001 - everything is classified
             error = classify_client_error(exc, operation=operation, job_name=job_name)
             if isinstance(error, Throttled):
+                self.throttles[operation] = self.throttles.get(operation, 0) + 1
                 self.budget.on_throttled()
             elif (isinstance(exc, bexc.ClientError)
                   and (error.details.get("http_status") or 0) >= 500):

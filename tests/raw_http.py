@@ -1,0 +1,18 @@
+"""GET a path from batchd's socket and return (status, text): for the endpoints that are not
+JSON (/metrics) or whose error status is the point (/healthz)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from batchctl.client import UnixHTTPConnection
+
+
+def get(socket_path: Path | str, path: str, timeout: float = 30.0) -> tuple[int, str]:
+    conn = UnixHTTPConnection(str(socket_path), timeout=timeout)
+    try:
+        conn.request("GET", path, headers={"Host": "batchd"})
+        response = conn.getresponse()
+        return response.status, response.read().decode()
+    finally:
+        conn.close()
