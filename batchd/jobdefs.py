@@ -9,19 +9,16 @@ are reported together.
 from __future__ import annotations
 
 import copy
-import difflib
 import functools
-import json
 import re
 from collections.abc import Mapping
 from typing import Any
 
 from .errors import InvalidInput
+from .validation import (MIN_TIMEOUT, Problems, env_name_problem, is_number, number_text, show,
+                         text_to_float)
 
-MAX_PROBLEMS = 20
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
-ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-MIN_TIMEOUT = 60
 
 TOP_KEYS = ("jobDefinitionName", "type", "parameters", "schedulingPriority",
             "containerProperties", "nodeProperties", "retryStrategy", "propagateTags",
@@ -36,84 +33,27 @@ CONTAINER_KEYS = ("image", "vcpus", "memory", "command", "jobRoleArn", "executio
 RESOURCE_TYPES = ("VCPU", "MEMORY", "GPU")
 
 
-def _show(value: Any, limit: int = 60) -> str:
-    text = json.dumps(value, ensure_ascii=False)
-    return text if len(text) <= limit else text[:limit] + "..."
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _number_text(value: int | float) -> str:
-    return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
-
-
-class _Checker:
-    def __init__(self, filename: str) -> None:
-        self.filename = filename
-        self.shown: list[str] = []
-        self.count = 0
-
-    def add(self, path: str, message: str) -> None:
-        self.count += 1
-        if len(self.shown) < MAX_PROBLEMS:
-            self.shown.append(f"{self.filename}: {path}: {message}")
-
-    def raise_if_any(self) -> None:
-        if self.count == 1:
-            raise InvalidInput(self.shown[0], file=self.filename, problems=self.shown)
-        if self.count:
-            more = (f" (showing the first {len(self.shown)})" if self.count > len(self.shown)
-                    else "")
-            lines = "\n".join(f"  {p}" for p in self.shown)
-            raise InvalidInput(f"{self.filename} has {self.count} problems{more}:\n{lines}",
-                               file=self.filename, problems=self.shown, count=self.count)
-
-    def keys(self, obj: dict, allowed: tuple[str, ...], path: str) -> None:
-        for key in obj:
-            if key not in allowed:
-                close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
-                hint = f"did you mean {close[0]!r}?" if close else "remove it"
-                self.add(f"{path}{key}", f"unknown key; {hint}")
-
-    def string_map(self, value: Any, path: str, what: str) -> dict[str, str]:
-        """An object of strings; numbers are accepted and turned into text as AWS requires."""
-        if not isinstance(value, dict):
-            self.add(path, f"expected an object mapping {what} to strings, got {_show(value)}")
-            return {}
-        out = {}
-        for key, item in value.items():
-            if _is_number(item):
-                out[key] = _number_text(item)
-            elif isinstance(item, str):
-                out[key] = item
-            else:
-                self.add(f"{path}.{key}", f"expected a string, got {_show(item)}")
-        return out
-
-
 def validate_job_definition(spec: dict, *, filename: str) -> dict:
     """Validate a RegisterJobDefinition request; returns a normalised copy (same AWS shape)."""
-    check = _Checker(filename)
+    check = Problems(filename)
     if not isinstance(spec, dict):
         raise InvalidInput(f"{filename}: a job definition must be a JSON object, got "
-                           f"{_show(spec, 30)}", file=filename)
+                           f"{show(spec, 30)}", file=filename)
     out = copy.deepcopy(spec)
-    check.keys(spec, TOP_KEYS, "")
+    check.unknown_keys(spec, TOP_KEYS, "")
     name = spec.get("jobDefinitionName")
     if not isinstance(name, str) or not NAME_RE.fullmatch(name):
-        got = "missing" if name is None else f"got {_show(name)}"
+        got = "missing" if name is None else f"got {show(name)}"
         check.add("jobDefinitionName", f"{got}; a job definition name is 1-128 letters, digits, "
                                        "'-' or '_', starting with a letter or digit")
     kind = out.setdefault("type", "container")
     if kind != "container":
-        check.add("type", f"batchd runs \"container\" job definitions only, got {_show(kind)}")
+        check.add("type", f"batchd runs \"container\" job definitions only, got {show(kind)}")
     if "parameters" in spec:
-        out["parameters"] = check.string_map(spec["parameters"], "parameters",
-                                             "parameter names")
+        out["parameters"] = _string_map(spec["parameters"], "parameters", "parameter names",
+                                        check)
     if "tags" in spec:
-        out["tags"] = check.string_map(spec["tags"], "tags", "tag names")
+        out["tags"] = _string_map(spec["tags"], "tags", "tag names", check)
     if "timeout" in spec:
         timeout = spec["timeout"]
         seconds = timeout.get("attemptDurationSeconds") if isinstance(timeout, dict) else None
@@ -121,17 +61,17 @@ def validate_job_definition(spec: dict, *, filename: str) -> dict:
                 not isinstance(seconds, int) or isinstance(seconds, bool) or \
                 seconds < MIN_TIMEOUT:
             check.add("timeout", f"expected {{\"attemptDurationSeconds\": N}} with N a whole "
-                                 f"number of seconds >= {MIN_TIMEOUT}, got {_show(timeout)}")
+                                 f"number of seconds >= {MIN_TIMEOUT}, got {show(timeout)}")
     if "retryStrategy" in spec:
         retry = spec["retryStrategy"]
         attempts = retry.get("attempts", 1) if isinstance(retry, dict) else None
         if not isinstance(retry, dict) or not isinstance(attempts, int) or \
                 isinstance(attempts, bool) or not 1 <= attempts <= 10:
             check.add("retryStrategy", f"expected {{\"attempts\": N}} with N from 1 to 10, got "
-                                       f"{_show(retry)}")
+                                       f"{show(retry)}")
     container = spec.get("containerProperties")
     if not isinstance(container, dict):
-        got = "missing" if container is None else f"got {_show(container)}"
+        got = "missing" if container is None else f"got {show(container)}"
         check.add("containerProperties", f"{got}; give an object with at least command, vcpus "
                                          "and memory")
     else:
@@ -140,60 +80,60 @@ def validate_job_definition(spec: dict, *, filename: str) -> dict:
     return out
 
 
-def _container(spec: dict, check: _Checker) -> dict:
+def _container(spec: dict, check: Problems) -> dict:
     path = "containerProperties"
     out = copy.deepcopy(spec)
-    check.keys(spec, CONTAINER_KEYS, f"{path}.")
+    check.unknown_keys(spec, CONTAINER_KEYS, path)
     command = spec.get("command")
     if not isinstance(command, list) or not command or \
             not all(isinstance(arg, str) for arg in command):
         check.add(f"{path}.command", f"expected a non-empty list of strings such as "
-                                     f"[\"run.sh\", \"Ref::input\"], got {_show(command)}")
+                                     f"[\"run.sh\", \"Ref::input\"], got {show(command)}")
     if "image" in spec and not (isinstance(spec["image"], str) and spec["image"]):
-        check.add(f"{path}.image", f"expected an image name, got {_show(spec['image'])}")
+        check.add(f"{path}.image", f"expected an image name, got {show(spec['image'])}")
     vcpus = memory = None
     if "vcpus" in spec:
         vcpus = spec["vcpus"]
         # The legacy field is an Integer in the AWS API; fractions need resourceRequirements.
         if not isinstance(vcpus, int) or isinstance(vcpus, bool) or vcpus < 1:
             check.add(f"{path}.vcpus", f"expected a whole number of vCPUs >= 1, got "
-                                       f"{_show(vcpus)} (fractional vCPUs go in "
+                                       f"{show(vcpus)} (fractional vCPUs go in "
                                        "resourceRequirements)")
     if "memory" in spec:
         memory = spec["memory"]
         if not isinstance(memory, int) or isinstance(memory, bool) or memory < 1:
             check.add(f"{path}.memory", f"expected a whole number of MiB (e.g. 8000), got "
-                                        f"{_show(memory)}")
+                                        f"{show(memory)}")
     if "resourceRequirements" in spec:
         reqs = spec["resourceRequirements"]
         if not isinstance(reqs, list):
             check.add(f"{path}.resourceRequirements", f"expected a list of {{\"type\", "
-                                                      f"\"value\"}} objects, got {_show(reqs)}")
+                                                      f"\"value\"}} objects, got {show(reqs)}")
             reqs = []
         normalised = []
         for i, req in enumerate(reqs):
             where = f"{path}.resourceRequirements[{i}]"
             if not isinstance(req, dict) or set(req) != {"type", "value"}:
                 check.add(where, f"expected {{\"type\": \"VCPU\" | \"MEMORY\" | \"GPU\", "
-                                 f"\"value\": \"...\"}}, got {_show(req)}")
+                                 f"\"value\": \"...\"}}, got {show(req)}")
                 continue
             kind, value = req["type"], req["value"]
-            text = _number_text(value) if _is_number(value) else value
+            text = number_text(value) if is_number(value) else value
             if kind not in RESOURCE_TYPES:
                 check.add(f"{where}.type", f"expected one of {', '.join(RESOURCE_TYPES)}, got "
-                                           f"{_show(kind)}")
+                                           f"{show(kind)}")
                 continue
             legacy = {"VCPU": "vcpus", "MEMORY": "memory"}.get(kind)
             if legacy and legacy in spec:
                 check.add(where, f"{kind} is also given as {path}.{legacy}; give it once")
                 continue
-            number = _float(text)
+            number = text_to_float(text)
             whole = kind != "VCPU"
             if number is None or number <= 0 or (whole and not number.is_integer()):
                 want = "a number greater than 0" if not whole else "a whole number >= 1"
                 check.add(f"{where}.value", f"expected {want} as a string (e.g. "
                                             f"\"{'4' if kind != 'MEMORY' else '8000'}\"), got "
-                                            f"{_show(value)}")
+                                            f"{show(value)}")
                 continue
             if kind == "VCPU":
                 vcpus = number
@@ -211,39 +151,42 @@ def _container(spec: dict, check: _Checker) -> dict:
     return out
 
 
-def _float(text: Any) -> float | None:
-    if not isinstance(text, str):
-        return None
-    try:
-        return float(text)
-    except ValueError:
-        return None
+def _string_map(value: Any, path: str, what: str, check: Problems) -> dict[str, str]:
+    """An object of strings; numbers are accepted and turned into text as AWS requires."""
+    if not isinstance(value, dict):
+        check.add(path, f"expected an object mapping {what} to strings, got {show(value)}")
+        return {}
+    out = {}
+    for key, item in value.items():
+        if is_number(item):
+            out[key] = number_text(item)
+        elif isinstance(item, str):
+            out[key] = item
+        else:
+            check.add(f"{path}.{key}", f"expected a string, got {show(item)}")
+    return out
 
 
-def _environment(value: Any, path: str, check: _Checker) -> list[dict[str, str]]:
+def _environment(value: Any, path: str, check: Problems) -> list[dict[str, str]]:
     if not isinstance(value, list):
-        check.add(path, f"expected a list of {{\"name\", \"value\"}} objects, got {_show(value)}")
+        check.add(path, f"expected a list of {{\"name\", \"value\"}} objects, got {show(value)}")
         return []
     out, seen = [], set()
     for i, entry in enumerate(value):
         where = f"{path}[{i}]"
         if not isinstance(entry, dict) or set(entry) != {"name", "value"}:
-            check.add(where, f"expected {{\"name\": ..., \"value\": ...}}, got {_show(entry)}")
+            check.add(where, f"expected {{\"name\": ..., \"value\": ...}}, got {show(entry)}")
             continue
         name, item = entry["name"], entry["value"]
-        if not isinstance(name, str) or not ENV_NAME_RE.fullmatch(name):
-            check.add(f"{where}.name", f"{_show(name)} is not a valid environment variable "
-                                       "name; use letters, digits and '_'")
-        elif name.startswith("AWS_BATCH"):
-            check.add(f"{where}.name", f"{name}: names starting with AWS_BATCH are reserved by "
-                                       "AWS Batch; rename the variable")
-        elif name in seen:
-            check.add(f"{where}.name", f"{name} is set twice; set it once")
-        seen.add(name)
-        if _is_number(item):
-            item = _number_text(item)
+        problem = env_name_problem(name, seen)
+        if problem:
+            check.add(f"{where}.name", problem)
+        if isinstance(name, str):  # a list or object as a name is reported above, not hashed
+            seen.add(name)
+        if is_number(item):
+            item = number_text(item)
         elif not isinstance(item, str):
-            check.add(f"{where}.value", f"expected a string, got {_show(item)}")
+            check.add(f"{where}.value", f"expected a string, got {show(item)}")
         out.append({"name": name, "value": item})
     return out
 

@@ -17,8 +17,9 @@ import re
 from dataclasses import dataclass
 
 from .errors import InvalidInput
+from .validation import MAX_PROBLEMS, Problems
 
-MAX_PROBLEMS = 20
+__all__ = ["MAX_PROBLEMS", "Metadata", "Sample", "parse_metadata"]
 SAMPLE_NAME_MAX = 128
 SAMPLE_NAME_RE = re.compile(r"[A-Za-z0-9._-]{1,128}")
 SAMPLE_NAME_RULES = ("letters, digits, '.', '_' and '-' (at most 128 characters; "
@@ -42,33 +43,6 @@ class Sample:
 class Metadata:
     columns: list[str]
     samples: list[Sample]
-
-
-class _Problems:
-    """Collects problems up to MAX_PROBLEMS while still counting all of them."""
-
-    def __init__(self, filename: str) -> None:
-        self.filename = filename
-        self.shown: list[str] = []
-        self.count = 0
-
-    def add(self, message: str) -> None:
-        self.count += 1
-        if len(self.shown) < MAX_PROBLEMS:
-            self.shown.append(message)
-
-    def raise_if_any(self) -> None:
-        if not self.count:
-            return
-        if self.count == 1:
-            raise InvalidInput(f"{self.filename} {self.shown[0]}", file=self.filename,
-                               problems=self.shown)
-        more = (f" (showing the first {len(self.shown)})" if self.count > len(self.shown)
-                else "")
-        lines = "\n".join(f"  {self.filename} {p}" for p in self.shown)
-        raise InvalidInput(f"{self.filename} has {self.count} problems{more}; fix them all and "
-                           f"import again:\n{lines}", file=self.filename, problems=self.shown,
-                           count=self.count)
 
 
 def _decode(data: str | bytes, filename: str) -> str:
@@ -116,10 +90,10 @@ def _name_problem(value: str, column: str) -> str | None:
 
 
 def _header(row: list[str], line: int, sample_col: str, file_col: str,
-            delimiter: str, problems: _Problems) -> list[str] | None:
+            delimiter: str, problems: Problems) -> list[str] | None:
     """Validate the header; None means the rows cannot be checked against it."""
     if not any(cell.strip() for cell in row):
-        problems.add(f"line {line}: the header row is empty; the first line must name the "
+        problems.note(f"line {line}: the header row is empty; the first line must name the "
                      f"columns, e.g. {sample_col}{delimiter}{file_col}".replace("\t", "<TAB>"))
         return None
     columns = [cell.strip() for cell in row]
@@ -129,10 +103,10 @@ def _header(row: list[str], line: int, sample_col: str, file_col: str,
         if not name:
             hint = ("remove the trailing delimiter" if position == len(columns)
                     else "give the column a name")
-            problems.add(f"line {line}: column {position} of the header has no name; {hint}")
+            problems.note(f"line {line}: column {position} of the header has no name; {hint}")
             ok = False
         elif name in first_at:
-            problems.add(f"line {line}: column name {name!r} appears twice (columns "
+            problems.note(f"line {line}: column name {name!r} appears twice (columns "
                          f"{first_at[name]} and {position}); column names must be unique")
             ok = False
         else:
@@ -145,7 +119,7 @@ def _header(row: list[str], line: int, sample_col: str, file_col: str,
                 hint = (" (the whole header was read as one column: is the file separated by "
                         "something other than "
                         f"{'tabs' if delimiter == chr(9) else 'commas'}?)")
-            problems.add(f"line {line}: there is no {wanted!r} column{hint}; the columns found "
+            problems.note(f"line {line}: there is no {wanted!r} column{hint}; the columns found "
                          f"are {found}; rename a column to {wanted!r} or choose the column "
                          f"with {flag} NAME")
             ok = False
@@ -156,7 +130,7 @@ class _Table:
     """Walks the csv records keeping track of the physical line where each record starts: the
     line after the previous record ended, which stays right when quoted fields span lines."""
 
-    def __init__(self, reader, problems: _Problems, sample_col: str, file_col: str) -> None:
+    def __init__(self, reader, problems: Problems, sample_col: str, file_col: str) -> None:
         self.reader = reader
         self.problems = problems
         self.sample_col = sample_col
@@ -164,7 +138,7 @@ class _Table:
         self.end = 0  # physical line where the last record ended
 
     def _unreadable(self, exc: csv.Error) -> None:
-        self.problems.add(f"line {self.end + 1}: cannot read the row ({exc}); check the "
+        self.problems.note(f"line {self.end + 1}: cannot read the row ({exc}); check the "
                           "quoting: a value containing quotes must be quoted, with its quotes "
                           "doubled (\"\")")
         self.end = self.reader.line_num
@@ -216,7 +190,7 @@ class _Table:
         # sample; anything else with the wrong width is a mistake.
         if not any(row):
             return
-        add = self.problems.add
+        add = self.problems.note
         if len(row) != width:
             add(f"line {line}: expected {width} fields (like the header), got {len(row)}; "
                 "quote values that contain the delimiter or add the missing fields")
@@ -243,7 +217,9 @@ def parse_metadata(data: str | bytes, *, filename: str, sample_col: str = "sampl
                            f"(including {sample_col} and {file_col}) and one row per sample",
                            file=filename)
     delimiter = delimiter or _sniff_delimiter(text, filename)
-    problems = _Problems(filename)
+    # Problems are kept as "line N: ..." (what the API returns as details) and the file name
+    # is put in front of each only in the message.
+    problems = Problems(filename, lead=f"{filename} ", advice="; fix them all and import again")
     # newline="" hands csv the raw line endings, so quoted fields may contain newlines and
     # CRLF files parse the same as LF ones. strict=True turns an unclosed quote into an error
     # instead of silently swallowing the rest of the file into one field.

@@ -138,3 +138,12 @@ def test_resources_from_either_form():
                                                {"type": "MEMORY", "value": "512"},
                                                {"type": "GPU", "value": "1"}]}) == (0.25, 512)
     assert resources({"command": ["x"]}) == (None, None)
+
+
+def test_environment_name_of_the_wrong_type_is_a_problem_not_a_crash():
+    spec = {"jobDefinitionName": "x", "containerProperties": {
+        "command": ["true"], "vcpus": 1, "memory": 64,
+        "environment": [{"name": ["x"], "value": "1"}]}}
+    with pytest.raises(InvalidInput) as err:
+        validate_job_definition(spec, filename="jd.json")
+    assert "containerProperties.environment[0].name" in err.value.message
