@@ -111,8 +111,10 @@ async def supervise(loops: dict[str, Callable[[], Awaitable[None]]],
                 continue
             name = tasks.get(task) or background.get(task)
             exc = task.exception() if not task.cancelled() else None
-            if exc is None and task in background:
-                continue  # a service with nothing to do in the background (e.g. aws)
+            if exc is None and (task in background or stop.is_set()):
+                # A service with nothing to do in the background (e.g. aws), or a loop that
+                # saw the stop request before this wait noticed it: both are normal.
+                continue
             if exc is not None:
                 log.error("loop_crashed", loop=name, error=repr(exc), exc_info=exc)
             else:
