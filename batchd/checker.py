@@ -15,7 +15,7 @@ import json
 import time
 
 from .backends.base import Backend
-from .failures import OUTPUTS_MISSING, FailedAttempt, RetryPolicy, decide
+from .failures import LOST, OUTPUTS_MISSING, FailedAttempt, RetryPolicy, decide
 from .logs import get_logger
 from .settings import Settings
 from .store import Store
@@ -80,12 +80,16 @@ class Checker:
             shown = ", ".join(gone[:3]) + (f" and {len(gone) - 3} more" if len(gone) > 3 else "")
             policy = RetryPolicy.merged(self.settings.retry,
                                         json.loads(ctx["retry"]) if ctx["retry"] else None)
-            failure = FailedAttempt(OUTPUTS_MISSING, f"missing: {shown}", ctx["exit_code"],
+            if ctx["failure_class"] == LOST:      # forgotten by the backend, outputs absent
+                cls, detail = LOST, f"{ctx['status_reason']}; outputs missing: {shown}"
+            else:
+                cls, detail = OUTPUTS_MISSING, f"missing: {shown}"
+            failure = FailedAttempt(cls, detail, ctx["exit_code"],
                                     ctx["memory"], ctx["vcpus"], ctx["timeout"],
                                     ctx["spot_failures"], ctx["other_failures"])
             decision = decide(failure, policy)
             decisions.append((job["id"], job["current_attempt_id"], decision))
             self.log.warning("job_failed" if type(decision).__name__ == "GiveUp"
-                             else "job_retrying", job=job["id"], failure_class=OUTPUTS_MISSING,
+                             else "job_retrying", job=job["id"], failure_class=cls,
                              reason=decision.reason)
         await self.store.apply_failures(decisions)

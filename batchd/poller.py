@@ -16,7 +16,7 @@ from typing import Any
 
 from .backends.base import DESCRIBE_BATCH, Backend, JobStatus
 from .errors import BackendError
-from .failures import LOST, FailedAttempt, RetryPolicy, classify, decide
+from .failures import FailedAttempt, RetryPolicy, classify, decide
 from .logs import get_logger
 from .settings import Settings
 from .store import AttemptUpdate, Store
@@ -155,8 +155,10 @@ class Poller:
                   "forgotten after it finished")
         self.log.warning("job_lost", job_id=attempt["backend_job_id"],
                          job_name=attempt["job_name"])
-        await self.store.fail_attempt(attempt["id"], reason)
-        await self._handle_failures([(attempt["id"], LOST, reason)])
+        # Not a failure yet: a forgotten job most likely finished, so its outputs decide
+        # (the checker applies the retry policy, as a `lost` failure, only if they are absent).
+        await self.store.mark_lost(attempt["id"], reason)
+        self.wake.checker.set()
 
     async def _handle_failures(self, items: list[tuple[int, str, str]]) -> None:
         """(attempt_id, failure class, detail): apply the retry policy to each."""

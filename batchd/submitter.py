@@ -2,13 +2,16 @@
 
 Order of operations per attempt (the exactly-once protocol):
 1. In one transaction, the attempt is recorded with its deterministic job name (SUBMITTING,
-   submit_status 'pending') before anything is sent.
+   submit_status 'unsent') before anything is sent.
 2. SubmitJob is sent (the backend applies the account-wide rate budget).
 3. The returned id is recorded. If the answer was an error that proves nothing was created
-   (throttled, rejected), the attempt stays 'pending' (resent later) or fails. If the answer
+   (throttled, rejected), the attempt becomes 'unsent' (resent later) or fails. If the answer
    was lost (timeout, reset, 5xx), it becomes 'unknown' and is never resent before the
-   backend has been asked for a job of that name (`find_by_name`). After a crash every
-   SUBMITTING attempt is 'unknown'.
+   backend has been asked for a job of that name (`find_by_name`). Just before each send the
+   attempt is marked 'unknown'; an attempt proven absent and not being sent is 'unsent'.
+   After a crash every SUBMITTING attempt that is not 'unsent' is 'unknown', and each
+   lookup's answer is recorded as soon as it comes, so a daemon restarted again and again
+   still makes progress.
 Per-queue caps bound the jobs in flight; work is taken round-robin across workflows so one
 50,000-job project cannot starve a 10-job one.
 """
@@ -123,8 +126,10 @@ class Submitter:
             elif outcome == "rejected":
                 rejected.append((claim, value))
             else:
+                # 'pending': refused (throttled...) so not created, and no longer in flight
                 delay = SETTLE_SECONDS if outcome == "unknown" else 2.0
-                retry_later.append((claim.attempt_id, outcome, now + delay))
+                status = "unknown" if outcome == "unknown" else "unsent"
+                retry_later.append((claim.attempt_id, status, now + delay))
         first_poll = now + min(self.settings.effective_poll_interval, 5.0)
         if submitted:
             orphans = await self.store.record_submitted(submitted, first_poll)
@@ -140,6 +145,9 @@ class Submitter:
         request = claim.request
         log = self.log.bind(job_name=request["job_name"], queue=request["queue"])
         async with self._sem:
+            # From here the job may exist: a crash now must be followed by a lookup.
+            await self.store.set_submit_status(
+                [(claim.attempt_id, "unknown", time.time() + SETTLE_SECONDS)])
             try:
                 job_id = await self.backend.submit(to_submit_request(request))
             except SubmitOutcomeUnknown as exc:
@@ -156,11 +164,13 @@ class Submitter:
         return "ok", job_id
 
     async def _reconcile(self, claims: list[Claim]) -> bool:
-        """Attempts that may exist in the backend: adopt them, or mark them safe to send."""
+        """Attempts that may exist in the backend: adopt them, or mark them safe to send.
+
+        Each answer is recorded as soon as it comes: a crash in the middle of a batch keeps
+        what was learnt (otherwise a daemon restarted more often than a batch of ListJobs
+        takes would look the same names up forever and never submit anything)."""
         if not claims:
             return False
-        adopted, absent = [], []
-        now = time.time()
 
         async def look(claim: Claim) -> None:
             request = claim.request
@@ -170,25 +180,24 @@ class Submitter:
                 except BackendError as exc:
                     self.log.info("reconcile_deferred", job_name=request["job_name"],
                                   error=exc.message)
-                    absent.append((claim.attempt_id, "unknown", now + SETTLE_SECONDS))
+                    await self.store.set_submit_status(
+                        [(claim.attempt_id, "unknown", time.time() + SETTLE_SECONDS)])
                     return
             if found is not None:
-                adopted.append((claim.attempt_id, found.job_id))
+                orphans = await self.store.record_submitted(
+                    [(claim.attempt_id, found.job_id)],
+                    time.time() + min(self.settings.effective_poll_interval, 5.0))
                 self.log.info("submit_reconciled", job_name=request["job_name"],
                               job_id=found.job_id, outcome="adopted")
+                for _, backend_id in orphans:
+                    await self._cancel_orphan(backend_id)
+                self.wake.poller.set()
             else:
-                absent.append((claim.attempt_id, "pending", now))
+                await self.store.set_submit_status([(claim.attempt_id, "unsent", time.time())])
                 self.log.info("submit_reconciled", job_name=request["job_name"],
                               outcome="not_found_resending")
 
         await asyncio.gather(*(look(c) for c in claims))
-        if adopted:
-            orphans = await self.store.record_submitted(
-                adopted, now + min(self.settings.effective_poll_interval, 5.0))
-            for _, backend_id in orphans:
-                await self._cancel_orphan(backend_id)
-        if absent:
-            await self.store.set_submit_status(absent)
         return True
 
     async def _reject(self, claim: Claim, error: BackendError) -> None:

@@ -84,7 +84,7 @@ class SchedulingQueries(StoreBase):
                 cur = await conn.execute(
                     "INSERT INTO attempts (job_id, attempt, job_name, queue, job_definition, "
                     "vcpus, memory, timeout, request, state, submit_status, created_at) "
-                    "VALUES (?,?,?,?,?,?,?,?,?,?,'pending',?)",
+                    "VALUES (?,?,?,?,?,?,?,?,?,?,'unsent',?)",
                     (row["id"], row["attempts"] + 1, request["job_name"], request["queue"],
                      request["job_definition"], request["vcpus"], request["memory"],
                      request["timeout"], json.dumps(request), SUBMITTING, now))
@@ -99,22 +99,29 @@ class SchedulingQueries(StoreBase):
         return claims
 
     async def attempts_to_send(self, now: float, limit: int, status: str) -> list[Claim]:
-        """SUBMITTING attempts due for a resend ('pending') or a reconciliation ('unknown')."""
+        """SUBMITTING attempts due for a (re)send ('pending': 'unsent', or 'pending' as
+        written by earlier versions) or a reconciliation ('unknown')."""
+        statuses = ("pending", "unsent") if status == "pending" else (status, status)
         rows = await self.read(
             "SELECT id, job_id, request FROM attempts WHERE state = 'SUBMITTING' "
-            "AND submit_status = ? AND next_poll_at <= ? ORDER BY next_poll_at LIMIT ?",
-            (status, now, limit))
+            "AND submit_status IN (?, ?) AND next_poll_at <= ? ORDER BY next_poll_at LIMIT ?",
+            (*statuses, now, limit))
         return [Claim(r["id"], r["job_id"], json.loads(r["request"])) for r in rows]
 
     async def mark_all_submitting_unknown(self) -> int:
-        """At start-up nobody knows whether an in-progress SubmitJob reached AWS."""
+        """At start-up nobody knows whether an in-progress SubmitJob reached AWS. Only
+        'unsent' attempts are known not to exist (never sent, found absent or refused, and
+        not sent since: the submitter marks an attempt 'unknown' before each send), so they
+        keep their status: otherwise a daemon restarted often would look them all up again
+        every time. ('pending' is what earlier versions wrote, sent or not: unknown.)"""
         async with self.transaction() as conn:
             cur = await conn.execute("UPDATE attempts SET submit_status = 'unknown', "
-                                     "next_poll_at = 0 WHERE state = 'SUBMITTING'")
+                                     "next_poll_at = 0 WHERE state = 'SUBMITTING' "
+                                     "AND submit_status IS NOT 'unsent'")
             return cur.rowcount
 
     async def set_submit_status(self, items: Sequence[tuple[int, str, float]]) -> None:
-        """(attempt_id, 'pending'|'unknown', next try at)."""
+        """(attempt_id, 'pending'|'unsent'|'unknown', next try at)."""
         async with self.transaction() as conn:
             await conn.executemany(
                 "UPDATE attempts SET submit_status = ?, next_poll_at = ? "
@@ -207,6 +214,22 @@ class SchedulingQueries(StoreBase):
             await conn.execute("INSERT INTO transitions (attempt_id, state, reason, at) "
                                "VALUES (?, 'FAILED', ?, ?)", (attempt_id, reason, now))
 
+    async def mark_lost(self, attempt_id: int, reason: str) -> None:
+        """The backend forgot this attempt (most likely after it finished): the attempt is
+        FAILED as `lost` and its job goes to CHECKING, so its outputs decide (present ->
+        COMPLETED; absent -> the retry policy, as a `lost` failure) whatever the retry budget."""
+        now = time.time()
+        async with self.transaction() as conn:
+            await conn.execute("UPDATE attempts SET state = 'FAILED', failure_class = 'lost', "
+                               "status_reason = ?, stopped_at = coalesce(stopped_at, ?) "
+                               "WHERE id = ?", (reason, now, attempt_id))
+            await conn.execute("INSERT INTO transitions (attempt_id, state, reason, at) "
+                               "VALUES (?, 'FAILED', ?, ?)", (attempt_id, reason, now))
+            await conn.execute(
+                f"UPDATE jobs SET state = '{CHECKING}', next_check_at = 0, updated_at = ? "
+                f"WHERE current_attempt_id = ? AND state IN ({_IN_FLIGHT_SQL})",
+                (now, attempt_id))
+
     # -- failures (poller and checker) --------------------------------------------------------
     async def failure_context(self, attempt_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
         """Per attempt: what the retry policy needs (counters, resources, analysis policy)."""
@@ -234,10 +257,8 @@ class SchedulingQueries(StoreBase):
                 guard = (f"WHERE id = ? AND current_attempt_id = ? AND state IN "
                          f"({_IN_FLIGHT_SQL}, '{CHECKING}')")
                 if isinstance(decision, Retry):
-                    # A lost job may have finished fine: check its outputs before paying again.
-                    next_state = READY if decision.failure_class == "lost" else QUEUED
                     await conn.execute(
-                        f"UPDATE jobs SET state = '{next_state}', next_check_at = 0, reason = ?, failure_class = ?, "
+                        "UPDATE jobs SET state = 'QUEUED', reason = ?, failure_class = ?, "
                         "memory = ?, vcpus = ?, timeout = ?, spot_failures = spot_failures + ?, "
                         f"other_failures = other_failures + ?, updated_at = ? {guard}",
                         (decision.reason, decision.failure_class, decision.memory,
