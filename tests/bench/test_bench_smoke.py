@@ -1,0 +1,72 @@
+"""The benchmark harness must not rot: every scenario runs at a tiny size with a fast clock and
+the report has every field. No timing assertions (CI machines vary); `make bench` is where the
+figures are looked at."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.bench.__main__ import main
+from tests.bench.report import REQUIRED_FIELDS, table
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+RUNS = ("throughput-45", "throughput-400", "pipeline", "scale")
+
+
+def test_every_scenario_runs_small_and_reports_every_field(tmp_path, capsys):
+    report_path = tmp_path / "bench-report.json"
+    code = main(["--smoke", "--scenario", "all", "--report", str(report_path)])
+    report = json.loads(report_path.read_text())
+    entries = {e["scenario"]: e for e in report["scenarios"]}
+    assert set(entries) == set(RUNS)
+    assert code == 0, {name: e["error"] for name, e in entries.items()}
+    assert {"cpu", "cpus", "memory_gib", "python"} <= set(report["machine"])
+
+    for name, entry in entries.items():
+        missing = [key for key in REQUIRED_FIELDS if key not in entry]
+        assert not missing, (name, missing)
+        assert entry["completed"] and entry["error"] is None, (name, entry["error"])
+        assert entry["jobs"] > 0
+        assert entry["import_seconds"] > 0 and entry["create_seconds"] > 0
+        assert entry["throttled"] is not None
+        assert entry["batch_calls_per_job"]["SubmitJob"] >= 1.0, entry["batch_calls"]
+        assert "total" in entry["s3_calls_per_output"]
+        assert entry["submit_rate"]["n"] >= entry["jobs"]
+        for key in ("overall", "budget", "ratio", "middle_90", "all_batch_calls_tps"):
+            assert key in entry["submit_rate"], key
+        for key in ("cpu_seconds", "cpu_per_1000_jobs", "peak_rss_mb"):
+            assert entry["daemon"][key] is not None, (name, key)
+        for key in ("status_cli_ms", "dashboard_cli_ms", "status_api_ms", "dashboard_api_ms"):
+            assert entry["latency"][key]["p50"] is not None, (name, key)
+            assert entry["latency"][key]["p95"] is not None, (name, key)
+        for key in ("sim_seconds", "lower_bound", "critical_path", "capacity", "tps_budget",
+                    "ratio"):
+            assert key in entry["makespan"], key
+        for key in ("p50", "p95", "p50_ratio", "p95_ratio", "poll_interval_sim"):
+            assert key in entry["detection_latency"], key
+        assert entry["targets"], name
+        for target in entry["targets"].values():
+            assert set(target) == {"value", "target", "met"}
+
+    for name in ("throughput-45", "throughput-400", "pipeline"):
+        entry = entries[name]
+        assert entry["final_status"] == "COMPLETED", (name, entry["final_counts"])
+        assert entry["makespan"]["sim_seconds"] > 0
+        assert entry["detection_latency"]["n"] >= entry["jobs"]
+        assert entry["detection_latency"]["p95"] is not None
+    # Always-failing samples end FAILED after their retries; the workflow still completes
+    # every other sample (status FAILED when any sample failed).
+    pipeline = entries["pipeline"]
+    assert pipeline["batch_calls_per_job"]["DescribeJobs"] > 0
+    scale = entries["scale"]
+    assert scale["final_status"] == "RUNNING"
+    assert not any(scale["final_counts"].get(s) for s in ("READY", "QUEUED", "SUBMITTING"))
+    assert scale["restart"]["socket_answers_seconds"] > 0
+
+    text = table(report)
+    for name in RUNS:
+        assert name in text
+    assert "targets:" in text
