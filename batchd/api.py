@@ -39,6 +39,26 @@ class Context:
     stop: asyncio.Event
     started_at: float = field(default_factory=time.time)
     _queue_cache: dict[str, tuple[float, dict[str, Any]]] = field(default_factory=dict)
+    _compute_cache: dict[int, tuple[float, Any, dict[str, float]]] = field(default_factory=dict)
+
+    async def compute_spent(self, workflow_id: int, status: dict[str, Any],
+                            max_age: float = 30.0) -> dict[str, float]:
+        """Compute spent sums every attempt of the workflow (~140 ms at 100,000 jobs) while
+        the counts take ~10 ms, so a running workflow's figure may be up to 30 s old; a
+        finished workflow's is recomputed once whenever its counts change."""
+        now = time.monotonic()
+        signature = (status["status"], tuple(sorted(status["counts"].items())))
+        cached = self._compute_cache.get(workflow_id)
+        if cached is None:
+            fresh_enough = False
+        elif status["status"] == "RUNNING":
+            fresh_enough = now - cached[0] <= max_age
+        else:
+            fresh_enough = cached[1] == signature
+        if not fresh_enough:
+            cached = (now, signature, await self.store.compute_spent(workflow_id))
+            self._compute_cache[workflow_id] = cached
+        return cached[2]
 
     async def queue_info(self, names: list[str], max_age: float = 60.0) -> dict[str, Any]:
         """The backend's view of the queues, cached: `batchctl queues` in a watch loop must
@@ -170,7 +190,7 @@ async def workflow_status(request: web.Request) -> web.Response:
     workflow = await ctx.store.workflow(request.match_info["project"],
                                         request.match_info["workflow"])
     status = await ctx.store.workflow_status(workflow)
-    status["compute"] = await ctx.store.compute_spent(workflow["id"])
+    status["compute"] = await ctx.compute_spent(workflow["id"], status)
     return _json(status)
 
 
