@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .errors import InvalidInput
+from .failures import RetryPolicy
 
 SYSTEM_CONFIG = Path("/etc/batchd/batchd.toml")
 SYSTEM_SOCKET = Path("/run/batchd/batchd.sock")
@@ -45,13 +46,8 @@ def _total_memory_mib() -> int:
         return 4096
 
 
-@dataclass(frozen=True)
-class RetryDefaults:
-    max_attempts: int = 3
-    spot_attempts: int = 5
-    memory_factor: float = 2.0
-    max_memory: int = 256_000
-    timeout_factor: float = 1.0
+# The daemon-wide retry defaults are the same shape as a step's policy (failures.py).
+RetryDefaults = RetryPolicy
 
 
 @dataclass(frozen=True)
