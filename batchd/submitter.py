@@ -33,6 +33,8 @@ from .wakeups import Wakeups, pause
 
 BATCH = 100              # attempts claimed per round: also the most a crash can leave unknown
 SETTLE_SECONDS = 5.0     # ListJobs may lag SubmitJob a little: wait before concluding "absent"
+PIPELINE = 2             # batches being sent at once
+RECORD_EVERY = 20        # answers recorded per transaction while a batch is being sent
 
 
 def build_request(row: dict[str, Any]) -> dict[str, Any]:
@@ -75,25 +77,47 @@ class Submitter:
         self.wake, self.stop = wake, stop
         self.log = get_logger(loop="submitter")
         self._rotation = 0
+        self._sending: set[int] = set()   # attempt ids with a send task in this process
         self._sem = asyncio.Semaphore(max(1, settings.submit_concurrency))
 
     async def run(self) -> None:
-        while not self.stop.is_set():
-            busy = await self.cycle()
-            if not busy:
-                await pause(self.wake.submitter, self.stop, 1.0)
+        # Up to PIPELINE batches are sent at once: the next batch is claimed while the
+        # previous one is still waiting for its last answers, so the rate budget never idles
+        # between batches (with one batch at a time ~5 % of it was lost at 45 TPS).
+        sending: set[asyncio.Task] = set()
+        try:
+            while not self.stop.is_set():
+                for task in [t for t in sending if t.done()]:
+                    sending.discard(task)
+                    task.result()  # a crash in a send crashes the loop, never silently
+                if len(sending) < PIPELINE:
+                    work = await self.cycle()
+                    if work:
+                        sending.add(asyncio.create_task(self._send(work)))
+                        continue
+                if sending:
+                    await asyncio.wait(sending | {asyncio.ensure_future(self.stop.wait())},
+                                       timeout=1.0, return_when=asyncio.FIRST_COMPLETED)
+                else:
+                    await pause(self.wake.submitter, self.stop, 1.0)
+        finally:
+            # Let sends in progress finish and record their answers (graceful stop); on
+            # cancellation they are cancelled too and reconciled by name at the next start.
+            if sending:
+                await asyncio.gather(*sending, return_exceptions=True)
 
-    async def cycle(self) -> bool:
-        """One round; True when it did something (the loop then goes again at once)."""
+    async def cycle(self) -> list[Claim]:
+        """Reconcile what may exist, then return the next batch to send (resends first)."""
         now = time.time()
-        did = await self._reconcile(await self.store.attempts_to_send(now, BATCH, "unknown"))
-        resend = await self.store.attempts_to_send(now, BATCH, "pending")
+        # Attempts this process is sending right now look 'unsent'/'unknown' in the store
+        # until their answer is recorded: never look them up or send them a second time.
+        unknown = await self.store.attempts_to_send(now, BATCH, "unknown")
+        await self._reconcile([c for c in unknown if c.attempt_id not in self._sending])
+        resend = [c for c in await self.store.attempts_to_send(now, BATCH, "pending")
+                  if c.attempt_id not in self._sending]
         if resend:
-            await self._send(resend)
-        claims = await self._claim()
-        if claims:
-            await self._send(claims)
-        return bool(did or resend or claims)
+            return resend
+        return await self._claim()
 
     async def _claim(self) -> list[Claim]:
         groups = await self.store.queued_groups()
@@ -117,10 +141,33 @@ class Submitter:
         return claims
 
     async def _send(self, claims: list[Claim]) -> None:
-        results = await asyncio.gather(*(self._send_one(c) for c in claims))
+        """Send a batch and record the answers in small groups as they arrive, so a job's
+        first poll is not held back by the slowest SubmitJob of its batch."""
+
+        async def answer(claim: Claim) -> tuple[Claim, str, Any]:
+            return (claim, *await self._send_one(claim))
+
+        self._sending.update(c.attempt_id for c in claims)
+        tasks = [asyncio.ensure_future(answer(c)) for c in claims]
+        arrived: list[tuple[Claim, str, Any]] = []
+        try:
+            for next_answer in asyncio.as_completed(tasks):
+                arrived.append(await next_answer)
+                if len(arrived) >= RECORD_EVERY:
+                    await self._record(arrived)
+                    self._sending.difference_update(c.attempt_id for c, _, _ in arrived)
+                    arrived = []
+            if arrived:
+                await self._record(arrived)
+        finally:
+            for task in tasks:
+                task.cancel()
+            self._sending.difference_update(c.attempt_id for c in claims)
+
+    async def _record(self, answers: list[tuple[Claim, str, Any]]) -> None:
         submitted, retry_later, rejected = [], [], []
         now = time.time()
-        for claim, (outcome, value) in zip(claims, results):
+        for claim, outcome, value in answers:
             if outcome == "ok":
                 submitted.append((claim.attempt_id, value))
             elif outcome == "rejected":

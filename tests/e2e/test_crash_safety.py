@@ -46,7 +46,7 @@ def test_sigkill_at_random_moments_loses_and_duplicates_nothing(
     if drop_submits:
         config.update(drop_submit_response_rate=0.05, drop_submit_mode="close", seed=3)
     fake = fake_aws_factory(**config)
-    daemon = aws_daemon_factory(fake.url, rate_limit=100).start()
+    daemon = aws_daemon_factory(fake.url, rate_limit=50).start()
     ops = Ops(daemon)
     names = [f"s{i:04d}" for i in range(SAMPLES)]
     started = time.monotonic()
