@@ -196,19 +196,24 @@ class CounterSampler:
         self._thread.start()
         return self
 
+    def _sample(self) -> bool:
+        try:
+            calls = self.stats_fn()["calls"]
+        except Exception:  # noqa: BLE001 - the fake may be stopping
+            return False
+        batch = sum(n for op, n in calls.items() if not op.startswith(("S3.", "Logs.")))
+        self.samples.append((time.time(), calls.get("SubmitJob", 0), batch))
+        return True
+
     def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                calls = self.stats_fn()["calls"]
-            except Exception:  # noqa: BLE001 - the fake may be stopping
-                break
-            batch = sum(n for op, n in calls.items() if not op.startswith(("S3.", "Logs.")))
-            self.samples.append((time.time(), calls.get("SubmitJob", 0), batch))
+        while not self._stop.is_set() and self._sample():
             self._stop.wait(self.interval)
 
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=10)
+        # The run may end between two samples: the last submits must still be counted.
+        self._sample()
 
     def _crossing(self, index: int, level: float) -> float | None:
         """Real time at which counter `index` first reached `level` (linear interpolation)."""

@@ -12,79 +12,23 @@ from __future__ import annotations
 
 import json
 import os
-import select
-import shutil
 import subprocess
 import sys
-import tempfile
-import time
 import urllib.parse
-import urllib.request
 from functools import lru_cache
-from pathlib import Path
 from typing import Any, Callable
 
 import pytest
 
 from batchctl.client import Client
-from tests.daemon_harness import REPO, Daemon, new_daemon
+from tests.daemon_harness import REPO, Daemon
+from tests.e2e.fake_fixtures import TERMINAL, Driver  # noqa: F401 - TERMINAL re-exported
+from tests.fakeaws_process import FakeAwsProcess, new_aws_daemon
 
-TERMINAL = ("COMPLETED", "FAILED", "CANCELLED")
 BUCKET = "results"
 
 
 # ------------------------------------------------------------------------------ the fake
-class FakeAws:
-    """The fake AWS in its own process, plus its `/_fake/` control API."""
-
-    def __init__(self, config: dict[str, Any]) -> None:
-        self.dir = Path(tempfile.mkdtemp(prefix="fakeaws-", dir="/tmp"))
-        (self.dir / "config.json").write_text(json.dumps(config))
-        env = dict(os.environ)
-        env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
-        self._err = open(self.dir / "fake.log", "wb")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.fakeaws", "--port", "0", "--config",
-             str(self.dir / "config.json")],
-            stdout=subprocess.PIPE, stderr=self._err, env=env, cwd=REPO)
-        ready, _, _ = select.select([self.proc.stdout], [], [], 30)
-        line = self.proc.stdout.readline().decode() if ready else ""
-        if not line.startswith("FAKEAWS_URL="):
-            log = (self.dir / "fake.log").read_text(errors="replace")
-            self.stop()
-            raise RuntimeError(f"the fake AWS did not start: {line!r}\n{log}")
-        self.url = line.strip().split("=", 1)[1]
-
-    def call(self, method: str, path: str, body: Any = None) -> Any:
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.url + path, data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=60) as resp:
-            return json.loads(resp.read())
-
-    def stats(self, names: bool = False) -> dict[str, Any]:
-        return self.call("GET", "/_fake/stats" + ("?names=1" if names else ""))
-
-    def configure(self, **changes: Any) -> dict[str, Any]:
-        return self.call("POST", "/_fake/config", changes)
-
-    def jobs(self, **query: Any) -> list[dict[str, Any]]:
-        return self.call("GET", "/_fake/jobs?" + urllib.parse.urlencode(query))["jobs"]
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if self.proc.stdout:
-            self.proc.stdout.close()
-        self._err.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-
 def fake_config(**overrides: Any) -> dict[str, Any]:
     """Fast simulated time: a 30 s job takes ~30 ms of real time."""
     config: dict[str, Any] = {"time_scale": 1000, "duration_mean": 30, "duration_spread": 0.5,
@@ -93,30 +37,19 @@ def fake_config(**overrides: Any) -> dict[str, Any]:
     return config
 
 
-def aws_env(endpoint: str, root: Path) -> dict[str, str]:
-    """A daemon that reaches `endpoint` and nothing else (no real credentials or config)."""
-    return {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "x",
-            "AWS_SECRET_ACCESS_KEY": "x", "AWS_DEFAULT_REGION": "us-east-1",
-            "AWS_EC2_METADATA_DISABLED": "true",
-            "AWS_CONFIG_FILE": str(root / "no-aws-config"),
-            "AWS_SHARED_CREDENTIALS_FILE": str(root / "no-aws-credentials")}
-
-
 def make_aws_daemon(endpoint: str, *args: str, poll: float = 0.2,
                     rate_limit: float = 200) -> Daemon:
     """A (not started) `batchd --backend aws` daemon talking to `endpoint`."""
-    daemon = new_daemon("--backend", "aws", "--poll-interval", str(poll), "--rate-limit",
-                        str(rate_limit), *args)
-    daemon.env.update(aws_env(endpoint, daemon.root))
-    return daemon
+    return new_aws_daemon(endpoint, "--poll-interval", str(poll), "--rate-limit",
+                          str(rate_limit), *args)
 
 
 @pytest.fixture
 def fake_aws_factory():
-    made: list[FakeAws] = []
+    made: list[FakeAwsProcess] = []
 
-    def make(**overrides: Any) -> FakeAws:
-        fake = FakeAws(fake_config(**overrides))
+    def make(**overrides: Any) -> FakeAwsProcess:
+        fake = FakeAwsProcess(fake_config(**overrides))
         made.append(fake)
         return fake
 
@@ -239,18 +172,9 @@ class Ops:
             body["force"] = True
         self.client.request("POST", _wf_path(target) + "/resubmit", body)
 
-    def wait_for(self, target: str, statuses=TERMINAL, timeout: float = 60.0,
-                 check: Callable[[dict[str, Any]], bool] | None = None) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while True:
-            status = self.status(target)
-            if status["status"] in statuses and (check is None or check(status)):
-                return status
-            self.daemon.assert_alive()
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{target} still {status['status']} after {timeout}s: "
-                                     f"{status['counts']}\n{self.daemon.log()[-4000:]}")
-            time.sleep(0.2)
+    # Poll the workflow's status until it is in `statuses` (and `check(status)`): the same
+    # loop as the fake-AWS tests' Driver (it only needs `self.status` and `self.daemon`).
+    wait_for = Driver.wait_for
 
 
 def submits_for(stats: dict[str, Any], project: str, sample: str) -> dict[str, int]:

@@ -7,30 +7,15 @@ server. batchd finds the emulator only through the standard `AWS_ENDPOINT_URL` v
 from __future__ import annotations
 
 import json
-import os
-import select
-import subprocess
-import sys
-import tempfile
 import time
-import urllib.parse
-import urllib.request
-from pathlib import Path
 from typing import Any, Callable
 
-from tests.daemon_harness import REPO, Daemon
+from tests.daemon_harness import Daemon
+from tests.fakeaws_process import FakeAwsProcess, aws_env, new_aws_daemon
+
+__all__ = ["TERMINAL", "Driver", "FakeProcess", "aws_env", "new_aws_daemon", "wait_until"]
 
 TERMINAL = ("COMPLETED", "FAILED", "CANCELLED")
-
-
-def aws_env(endpoint: str, root: Path) -> dict[str, str]:
-    """The environment of a daemon that must reach `endpoint` and nothing else."""
-    return {
-        "AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x",
-        "AWS_DEFAULT_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true",
-        "AWS_CONFIG_FILE": str(root / "no-aws-config"),
-        "AWS_SHARED_CREDENTIALS_FILE": str(root / "no-aws-credentials"),
-    }
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float, what: str,
@@ -47,97 +32,11 @@ def wait_until(predicate: Callable[[], Any], timeout: float, what: str,
 
 
 # ------------------------------------------------------------------------------ the fake
-class FakeProcess:
-    """`python -m tests.fakeaws` as a subprocess plus its `/_fake/` control API."""
+class FakeProcess(FakeAwsProcess):
+    """The shared fake AWS process (tests/fakeaws_process.py) with these tests' timeouts."""
 
-    def __init__(self, config: dict[str, Any]) -> None:
-        self.dir = Path(tempfile.mkdtemp(prefix="fake-", dir="/tmp"))
-        cfg = self.dir / "fake.json"
-        cfg.write_text(json.dumps(config))
-        env = dict(os.environ)
-        env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
-        self._err = open(self.dir / "fake.log", "wb")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.fakeaws", "--port", "0", "--config", str(cfg)],
-            stdout=subprocess.PIPE, stderr=self._err, env=env, cwd=REPO)
-        ready, _, _ = select.select([self.proc.stdout], [], [], 20)
-        line = self.proc.stdout.readline().decode() if ready else ""
-        if not line.startswith("FAKEAWS_URL="):
-            self.stop()
-            raise RuntimeError(f"fake AWS did not start: {line!r}\n"
-                               f"{(self.dir / 'fake.log').read_text(errors='replace')}")
-        self.url = line.strip().split("=", 1)[1]
-
-    def _call(self, method: str, path: str, body: Any = None) -> Any:
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.url + path, data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            return json.loads(resp.read())
-
-    def stats(self, names: bool = False) -> dict[str, Any]:
-        return self._call("GET", "/_fake/stats" + ("?names=1" if names else ""))
-
-    def calls(self, op: str) -> int:
-        return self.stats()["calls"].get(op, 0)
-
-    def configure(self, **changes: Any) -> dict[str, Any]:
-        return self._call("POST", "/_fake/config", changes)
-
-    def forget(self, job_ids: list[str]) -> int:
-        return self._call("POST", "/_fake/forget", {"job_ids": job_ids})["forgotten"]
-
-    def jobs(self, **query: Any) -> list[dict[str, Any]]:
-        return self._call("GET", "/_fake/jobs?" + urllib.parse.urlencode(query))["jobs"]
-
-    def put_object(self, uri: str, body: bytes = b"{}") -> None:
-        bucket, _, key = uri[len("s3://"):].partition("/")
-        req = urllib.request.Request(f"{self.url}/{bucket}/{urllib.parse.quote(key)}",
-                                     data=body, method="PUT")
-        urllib.request.urlopen(req, timeout=30).read()
-
-    def list_keys(self, bucket: str, prefix: str = "") -> list[str]:
-        """Every key under `prefix` (ListObjectsV2 pages; counted by the fake like any call)."""
-        import xml.etree.ElementTree as ET
-        ns = "{http://s3.amazonaws.com/doc/2006-03-01/}"
-        keys: list[str] = []
-        token = None
-        while True:
-            query = {"list-type": "2", "prefix": prefix}
-            if token:
-                query["continuation-token"] = token
-            with urllib.request.urlopen(f"{self.url}/{bucket}?{urllib.parse.urlencode(query)}",
-                                        timeout=30) as resp:
-                root = ET.fromstring(resp.read())
-            keys += [e.text for e in root.iter(f"{ns}Key")]
-            token_el = root.find(f"{ns}NextContinuationToken")
-            if token_el is None:
-                return keys
-            token = token_el.text
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if self.proc.stdout:
-            self.proc.stdout.close()
-        self._err.close()
-        import shutil
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-
-# ------------------------------------------------------------------------------ the daemon
-def new_aws_daemon(endpoint: str, *args: str) -> Daemon:
-    """A batchd on `--backend aws` (not started) whose only way to AWS is `endpoint`."""
-    root = Path(tempfile.mkdtemp(prefix="bd-", dir="/tmp"))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("BATCHD_", "AWS_"))}
-    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
-    env.update(aws_env(endpoint, root))
-    return Daemon(root=root, env=env, args=["--backend", "aws", *args])
+    START_TIMEOUT = 20.0
+    CALL_TIMEOUT = 30.0
 
 
 class Driver:
