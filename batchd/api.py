@@ -122,6 +122,19 @@ def _ctx(request: web.Request) -> Context:
     return request.app[CONTEXT]
 
 
+async def _workflow(request: web.Request):
+    """The workflow named by the route's {project}/{workflow} (NotFound names the missing one)."""
+    return await _ctx(request).store.workflow(request.match_info["project"],
+                                              request.match_info["workflow"])
+
+
+async def _attempt_rows(request: web.Request) -> list[dict[str, Any]]:
+    """Attempts of the route's workflow, filtered by the `sample` and `step` query."""
+    workflow = await _workflow(request)
+    return await _ctx(request).store.job_attempts(
+        workflow["id"], sample=request.query.get("sample"), step=_int(request.query, "step"))
+
+
 def _caller(request: web.Request) -> Caller:
     return caller_of(request)
 
@@ -174,8 +187,7 @@ async def create_workflow(request: web.Request) -> web.Response:
 
 async def submit_workflow(request: web.Request) -> web.Response:
     ctx = _ctx(request)
-    workflow = await ctx.store.workflow(request.match_info["project"],
-                                        request.match_info["workflow"])
+    workflow = await _workflow(request)
     caller = _require_owner(request, workflow, "submit")
     released = await ctx.store.submit_workflow(workflow["id"])
     ctx.wake.checker.set()
@@ -187,8 +199,7 @@ async def submit_workflow(request: web.Request) -> web.Response:
 
 async def workflow_status(request: web.Request) -> web.Response:
     ctx = _ctx(request)
-    workflow = await ctx.store.workflow(request.match_info["project"],
-                                        request.match_info["workflow"])
+    workflow = await _workflow(request)
     status = await ctx.store.workflow_status(workflow)
     status["compute"] = await ctx.compute_spent(workflow["id"], status)
     return _json(status)
@@ -196,8 +207,7 @@ async def workflow_status(request: web.Request) -> web.Response:
 
 async def list_jobs(request: web.Request) -> web.Response:
     ctx = _ctx(request)
-    workflow = await ctx.store.workflow(request.match_info["project"],
-                                        request.match_info["workflow"])
+    workflow = await _workflow(request)
     q = request.query
     state = q.get("state") or None
     if state is not None:
@@ -214,8 +224,7 @@ async def list_jobs(request: web.Request) -> web.Response:
 
 async def cancel_jobs(request: web.Request) -> web.Response:
     ctx = _ctx(request)
-    workflow = await ctx.store.workflow(request.match_info["project"],
-                                        request.match_info["workflow"])
+    workflow = await _workflow(request)
     caller = _require_owner(request, workflow, "cancel jobs")
     body = await _body(request)
     reason = body.get("reason")
@@ -234,8 +243,7 @@ async def cancel_jobs(request: web.Request) -> web.Response:
 
 async def resubmit_jobs(request: web.Request) -> web.Response:
     ctx = _ctx(request)
-    workflow = await ctx.store.workflow(request.match_info["project"],
-                                        request.match_info["workflow"])
+    workflow = await _workflow(request)
     caller = _require_owner(request, workflow, "resubmit jobs")
     body = await _body(request)
     queue = body.get("queue")
@@ -259,11 +267,7 @@ async def resubmit_jobs(request: web.Request) -> web.Response:
 
 
 async def attempts(request: web.Request) -> web.Response:
-    ctx = _ctx(request)
-    workflow = await ctx.store.workflow(request.match_info["project"],
-                                        request.match_info["workflow"])
-    rows = await ctx.store.job_attempts(workflow["id"], sample=request.query.get("sample"),
-                                        step=_int(request.query, "step"))
+    rows = await _attempt_rows(request)
     for row in rows:
         row.pop("request", None)
     return _json({"attempts": rows})
@@ -272,10 +276,7 @@ async def attempts(request: web.Request) -> web.Response:
 async def logs(request: web.Request) -> web.StreamResponse:
     """Every log line of the matching attempts, oldest attempt first, as plain text."""
     ctx = _ctx(request)
-    workflow = await ctx.store.workflow(request.match_info["project"],
-                                        request.match_info["workflow"])
-    rows = await ctx.store.job_attempts(workflow["id"], sample=request.query.get("sample"),
-                                        step=_int(request.query, "step"))
+    rows = await _attempt_rows(request)
     wanted = _int(request.query, "attempt_id")
     rows = [r for r in rows if r["log_stream"] and (wanted is None or r["id"] == wanted)]
     response = web.StreamResponse(headers={"Content-Type": "text/plain; charset=utf-8"})

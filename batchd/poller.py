@@ -11,6 +11,7 @@ declared lost, never polled forever.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from typing import Any
 
@@ -183,5 +184,4 @@ class Poller:
 
 
 def _json(text: str | None) -> dict[str, Any] | None:
-    import json
     return json.loads(text) if text else None

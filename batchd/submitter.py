@@ -19,12 +19,13 @@ Per-queue caps bound the jobs in flight; work is taken round-robin across workfl
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from typing import Any
 
 from .backends.base import Backend, SubmitRequest
 from .errors import BackendError, SubmitOutcomeUnknown
-from .failures import SUBMIT_REJECTED, FailedAttempt, GiveUp
+from .failures import SUBMIT_REJECTED, FailedAttempt, GiveUp, RetryPolicy, decide
 from .logs import get_logger
 from .naming import job_name
 from .settings import Settings
@@ -57,7 +58,6 @@ def build_request(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def _loads(text: str | None) -> Any:
-    import json
     return json.loads(text) if text else None
 
 
@@ -250,7 +250,6 @@ class Submitter:
     async def _reject(self, claim: Claim, error: BackendError) -> None:
         await self.store.fail_attempt(claim.attempt_id, error.message)
         failure = FailedAttempt(SUBMIT_REJECTED, error.message, None, None, None, None, 0, 0)
-        from .failures import decide, RetryPolicy
         decision = decide(failure, RetryPolicy())
         assert isinstance(decision, GiveUp)
         await self.store.apply_failures([(claim.job_id, claim.attempt_id, decision)])
