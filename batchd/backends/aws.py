@@ -19,19 +19,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import platform
 import socket
 from collections import OrderedDict
 from typing import Any, AsyncIterator
 from urllib.parse import urlparse
 
+import aiobotocore
 import aiohttp
+import botocore
 from aiobotocore.config import AioConfig
 from aiobotocore.session import AioSession
 from botocore import exceptions as bexc
+from botocore.validate import validate_parameters
 
+from .. import __version__
 from ..errors import (BackendError, PermanentBackendError, SubmitOutcomeUnknown, Throttled,
                       TransientBackendError)
 from ..ratelimit import Priority, RateBudget
+from . import fastparse
 from .base import DESCRIBE_BATCH, Backend, JobStatus, QueueInfo, SubmitRequest
 from .s3outputs import S3OutputStore
 
@@ -267,7 +273,8 @@ class AwsBackend(Backend):
                 pool: int | None = None) -> AioConfig:
         kwargs: dict[str, Any] = dict(
             connect_timeout=self.connect_timeout, read_timeout=self.read_timeout,
-            max_pool_connections=pool or self.max_pool_connections, retries=retries)
+            max_pool_connections=pool or self.max_pool_connections, retries=retries,
+            user_agent=USER_AGENT)
         if s3 is not None:
             kwargs["s3"] = s3
         return AioConfig(**kwargs)
@@ -277,15 +284,18 @@ class AwsBackend(Backend):
             return
         try:
             session = AioSession(profile=self.profile) if self.profile else AioSession()
+            fastparse.install(session)
             region = self._resolve_region(session)
         except bexc.ProfileNotFound as exc:
             raise PermanentBackendError(f"AWS profile not found: {exc}") from exc
         self.region = region
         stack = contextlib.AsyncExitStack()
         try:
+            batch_config = self._config(retries={"mode": "standard", "total_max_attempts": 1})
+            # Validated in _call instead, except where batchd builds every field itself.
+            batch_config = batch_config.merge(AioConfig(parameter_validation=False))
             self.batch = await stack.enter_async_context(session.create_client(
-                "batch", region_name=region,
-                config=self._config(retries={"mode": "standard", "total_max_attempts": 1})))
+                "batch", region_name=region, config=batch_config))
             s3_pool = max(self.max_pool_connections, self.s3_concurrency)
             s3_retries = {"mode": "standard", "total_max_attempts": 3}
             s3_client = session.create_client(
@@ -338,6 +348,9 @@ class AwsBackend(Backend):
         await self.budget.acquire(priority)
         self.calls[operation] = self.calls.get(operation, 0) + 1
         try:
+            if operation not in UNVALIDATED:
+                validate_parameters(params, self.batch.meta.service_model.operation_model(
+                    operation).input_shape)
             response = await method(**params)
         except asyncio.CancelledError:
             raise
@@ -561,6 +574,23 @@ class AwsBackend(Backend):
                                     status_reason=reason, max_vcpus=max_vcpus,
                                     max_memory=None))
         return result
+
+
+# The calls made per job, with parameters batchd builds from already-checked input (typed by
+# submit_params; tests/unit check them against botocore's model): botocore's validation of
+# every request was ~4 % of the daemon's CPU at a 400 TPS budget. Everything else (job
+# definitions are user JSON) is validated before it is sent.
+UNVALIDATED = frozenset({"SubmitJob", "DescribeJobs"})
+
+
+def _user_agent() -> str:
+    return (f"batchd/{__version__} aiobotocore/{aiobotocore.__version__} "
+            f"botocore/{botocore.__version__} Python/{platform.python_version()}")
+
+
+# A fixed User-Agent names batchd in CloudTrail, and spares botocore rebuilding its default one
+# twice per request (~7 % of the daemon's CPU at a 400 TPS budget).
+USER_AGENT = _user_agent()
 
 
 def _snake(operation: str) -> str:

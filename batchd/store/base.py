@@ -123,8 +123,8 @@ class StoreBase:
     async def read(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
         conn = self._reader
         assert conn is not None, "store is closed"
-        async with conn.execute(sql, tuple(params)) as cur:
-            return list(await cur.fetchall())
+        # One round trip to the database thread (execute + fetchall + close would be three).
+        return list(await conn.execute_fetchall(sql, tuple(params)))
 
     async def read_one(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Row | None:
         rows = await self.read(sql, params)

@@ -55,11 +55,21 @@ class SchedulingQueries(StoreBase):
                                f"WHERE state IN ({_IN_FLIGHT_SQL}) GROUP BY queue")
         return {row["queue"]: row["n"] for row in rows}
 
-    async def queued_groups(self) -> list[tuple[int, str, int]]:
-        rows = await self.read("SELECT workflow_id, queue, count(*) AS n FROM jobs "
-                               "WHERE state = 'QUEUED' GROUP BY workflow_id, queue "
-                               "ORDER BY workflow_id")
-        return [(row["workflow_id"], row["queue"], row["n"]) for row in rows]
+    async def queued_groups(self) -> list[tuple[int, str]]:
+        """(workflow_id, queue) pairs with QUEUED jobs, by workflow. A loose index scan over
+        jobs_queued_groups: one seek per pair, however many jobs are queued."""
+        rows = await self.read(
+            "WITH RECURSIVE g(w, q) AS ("
+            " SELECT workflow_id, queue FROM jobs WHERE id = ("
+            "  SELECT id FROM jobs WHERE state = 'QUEUED' ORDER BY workflow_id, queue LIMIT 1)"
+            " UNION ALL"
+            " SELECT j.workflow_id, j.queue FROM g JOIN jobs j ON j.id = coalesce("
+            "  (SELECT id FROM jobs WHERE state = 'QUEUED' AND workflow_id = g.w AND queue > g.q"
+            "   ORDER BY queue LIMIT 1),"
+            "  (SELECT id FROM jobs WHERE state = 'QUEUED' AND workflow_id > g.w"
+            "   ORDER BY workflow_id, queue LIMIT 1)))"
+            " SELECT w AS workflow_id, q AS queue FROM g")
+        return [(row["workflow_id"], row["queue"]) for row in rows]
 
     async def claim(self, workflow_id: int, queue: str, limit: int,
                     plan: Callable[[dict[str, Any]], dict[str, Any]]) -> list[Claim]:
@@ -78,17 +88,27 @@ class SchedulingQueries(StoreBase):
                 "WHERE j.workflow_id = ? AND j.queue = ? AND j.state = 'QUEUED' "
                 "ORDER BY j.step DESC, j.id LIMIT ?", (workflow_id, queue, limit)) as cur:
                 rows = [dict(r) for r in await cur.fetchall()]
-            claims = []
-            for row in rows:
-                request = plan(row)
-                cur = await conn.execute(
-                    "INSERT INTO attempts (job_id, attempt, job_name, queue, job_definition, "
-                    "vcpus, memory, timeout, request, state, submit_status, created_at) "
-                    "VALUES (?,?,?,?,?,?,?,?,?,?,'unsent',?)",
-                    (row["id"], row["attempts"] + 1, request["job_name"], request["queue"],
-                     request["job_definition"], request["vcpus"], request["memory"],
-                     request["timeout"], json.dumps(request), SUBMITTING, now))
-                claims.append(Claim(cur.lastrowid, row["id"], request))
+            requests = [(row, plan(row)) for row in rows]
+            await conn.executemany(
+                "INSERT INTO attempts (job_id, attempt, job_name, queue, job_definition, "
+                "vcpus, memory, timeout, request, state, submit_status, created_at) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,'unsent',?)",
+                [(row["id"], row["attempts"] + 1, request["job_name"], request["queue"],
+                  request["job_definition"], request["vcpus"], request["memory"],
+                  request["timeout"], json.dumps(request), SUBMITTING, now)
+                 for row, request in requests])
+            # One query for the new ids (job names are unique) instead of one INSERT per row
+            # for its lastrowid: each statement is a round trip to the database thread.
+            ids: dict[str, int] = {}
+            names = [request["job_name"] for _, request in requests]
+            for start in range(0, len(names), 500):
+                chunk = names[start:start + 500]
+                for r in await conn.execute_fetchall(
+                        f"SELECT id, job_name FROM attempts WHERE job_name IN "
+                        f"({','.join('?' * len(chunk))})", chunk):
+                    ids[r["job_name"]] = r["id"]
+            claims = [Claim(ids[request["job_name"]], row["id"], request)
+                      for row, request in requests]
             await conn.executemany(
                 "UPDATE jobs SET state = ?, attempts = attempts + 1, current_attempt_id = ?, "
                 "updated_at = ? WHERE id = ?",
@@ -133,19 +153,22 @@ class SchedulingQueries(StoreBase):
         """(attempt_id, backend job id). Returns those whose job was cancelled meanwhile, so
         the caller cancels them in the backend too."""
         now = time.time()
-        orphans = []
         async with self.transaction() as conn:
-            for attempt_id, backend_id in items:
-                await conn.execute(
-                    "UPDATE attempts SET backend_job_id = ?, state = 'SUBMITTED', "
-                    "submit_status = NULL, submitted_at = ?, next_poll_at = ? "
-                    "WHERE id = ? AND state = 'SUBMITTING'",
-                    (backend_id, now, first_poll_at, attempt_id))
-                cur = await conn.execute(
-                    "UPDATE jobs SET state = 'SUBMITTED', updated_at = ? "
-                    "WHERE current_attempt_id = ? AND state = 'SUBMITTING'", (now, attempt_id))
-                if cur.rowcount == 0:
-                    orphans.append((attempt_id, backend_id))
+            await conn.executemany(
+                "UPDATE attempts SET backend_job_id = ?, state = 'SUBMITTED', "
+                "submit_status = NULL, submitted_at = ?, next_poll_at = ? "
+                "WHERE id = ? AND state = 'SUBMITTING'",
+                [(backend_id, now, first_poll_at, attempt_id) for attempt_id, backend_id in items])
+            await conn.executemany(
+                "UPDATE jobs SET state = 'SUBMITTED', updated_at = ? "
+                "WHERE current_attempt_id = ? AND state = 'SUBMITTING'",
+                [(now, attempt_id) for attempt_id, _ in items])
+            # Jobs the update did not reach were cancelled (or resubmitted) meanwhile.
+            ids = [attempt_id for attempt_id, _ in items]
+            current = {r["current_attempt_id"] for r in await conn.execute_fetchall(
+                f"SELECT current_attempt_id FROM jobs WHERE current_attempt_id IN "
+                f"({','.join('?' * len(ids))}) AND state = 'SUBMITTED'", ids)} if ids else set()
+            orphans = [(a, b) for a, b in items if a not in current]
             await conn.executemany("INSERT INTO transitions (attempt_id, state, at) "
                                    "VALUES (?, 'SUBMITTED', ?)", [(a, now) for a, _ in items])
         return orphans

@@ -8,6 +8,7 @@ the processes it started, by their own handles."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -52,8 +53,14 @@ class BenchDaemon(Daemon):
         log_path = self.root / f"batchd-{self.runs}.log"
         self.log_paths.append(log_path)
         self._log = open(log_path, "wb")
+        # BENCH_PROFILE=DIR runs the daemon under cProfile (main thread = the event loop) and
+        # writes DIR/batchd-<run>.prof when it stops: where the CPU per job goes.
+        profile = os.environ.get("BENCH_PROFILE")
+        python = [sys.executable] + (["-m", "cProfile", "-o",
+                                      str(Path(profile) / f"batchd-{self.runs}.prof")]
+                                     if profile else [])
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "batchd", "--socket", str(self.socket), "--state-dir",
+            [*python, "-m", "batchd", "--socket", str(self.socket), "--state-dir",
              str(self.state_dir), *self.args],
             stdout=self._log, stderr=subprocess.STDOUT, env=self.env, cwd=self.root)
         deadline = time.monotonic() + timeout

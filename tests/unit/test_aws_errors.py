@@ -104,6 +104,25 @@ def test_submit_params():
                     "propagateTags": True}
 
 
+def _batch_input_shape(operation: str):
+    import botocore.session
+    model = botocore.session.get_session().get_service_model("batch")
+    return model.operation_model(operation).input_shape
+
+
+@pytest.mark.parametrize("request_", [
+    SubmitRequest(job_name="n", queue="q", job_definition="d:3",
+                  parameters={"a": 1, "b": None}, vcpus=0.25, memory=4096.0,
+                  command=["x", 2], environment={"E": 3}, timeout=600.5, tags={"t": 1}),
+    SubmitRequest(job_name="n", queue="q", job_definition="d"),
+])
+def test_submit_params_are_valid_for_botocore_model(request_):
+    """The Batch client skips botocore's parameter validation for SubmitJob (CPU at scale):
+    what submit_params builds, from any typed input, must pass it."""
+    from botocore.validate import validate_parameters
+    validate_parameters(AwsBackend.submit_params(request_), _batch_input_shape("SubmitJob"))
+
+
 # --------------------------------------------------------------------------- socket level
 class MisbehavingServer:
     """Reads one HTTP request per connection, counts it, then does `mode`."""
@@ -219,3 +238,22 @@ async def test_submit_connection_refused_is_plain_transient(fake_env):
         assert type(info.value) is TransientBackendError   # provably not sent: not "unknown"
     finally:
         await backend.close()
+
+
+async def test_other_batch_calls_are_validated_before_sending(fake_env):
+    """Only SubmitJob/DescribeJobs skip botocore's validation: a bad job definition (user
+    JSON) is refused with the field named, and nothing reaches AWS."""
+    server = MisbehavingServer("400")
+    async with server as url:
+        fake_env.setenv("AWS_ENDPOINT_URL_BATCH", url)
+        backend = AwsBackend(budget=RateBudget(100.0), region="us-east-1")
+        await backend.start()
+        try:
+            with pytest.raises(PermanentBackendError) as info:
+                await backend.register_job_definition(
+                    {"jobDefinitionName": "x", "type": "container",
+                     "containerProperties": {"image": "i", "vcpus": "two"}})
+        finally:
+            await backend.close()
+    assert "containerProperties.vcpus" in info.value.message
+    assert server.requests == []

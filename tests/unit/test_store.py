@@ -83,7 +83,7 @@ async def test_chain_submit_claim_poll_check_releases_next_step(store):
     to_check = await store.jobs_to_check(now=1e12, limit=10)
     assert {j["state"] for j in to_check} == {"READY"}
     await store.apply_checks(complete=[], absent=[j["id"] for j in to_check], unknown=[])
-    assert await store.queued_groups() == [(wf_id, "q", 2)]
+    assert await store.queued_groups() == [(wf_id, "q")]
     claims = await store.claim(wf_id, "q", 10, plan)
     assert len(claims) == 2 and await store.in_flight_by_queue() == {"q": 2}
     orphans = await store.record_submitted([(c.attempt_id, f"id-{c.attempt_id}")
