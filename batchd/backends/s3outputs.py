@@ -10,9 +10,10 @@ requests; listing the prefix costs one ListObjectsV2 page per 1,000 keys. So:
 2. The remaining keys are grouped one level up (`results/` for `results/S1/S1.vcf.gz`); a
    parent with at least `list_threshold` of them is listed without a delimiter, the same way.
 3. Everything else gets a HEAD.
-A listing gives up and HEADs whatever it has not yet reached once it has cost as many pages as
-keys are left (a directory crowded with unrelated objects), so the worst case stays close to
-one request per key.
+Pages are sized to the range expected (S3 cannot stop a page at the last wanted key). A
+listing gives up and HEADs whatever it has not yet reached once it has cost as many pages as
+keys are left (a prefix crowded with unrelated objects), so the worst case stays close to one
+request per key.
 
 Answers: True (exists), False (definitely absent: 404 / not in a complete listing / no such
 bucket) or None (403, throttling, 5xx, network: "unknown, ask again later", never "missing").
@@ -91,6 +92,13 @@ class S3OutputStore(OutputStore):
         if self._sem is None:
             self._sem = asyncio.Semaphore(self.concurrency)
         return self._sem
+
+    # S3 cannot end a page at the last wanted key: a first page of 1,000 keys for a few
+    # wanted ones parsed hundreds of unrelated keys (the pipeline benchmark's biggest CPU
+    # cost). The first page is sized to a few objects per wanted key, later ones to the
+    # density seen so far.
+    FIRST_PAGE_KEYS_PER_WANTED = 10
+    MIN_PAGE_KEYS = 100
 
     # ------------------------------------------------------------------ entry point
     async def exists_many(self, uris: list[str]) -> dict[str, bool | None]:
@@ -206,9 +214,13 @@ class S3OutputStore(OutputStore):
         last_wanted = keys[-1]
         position = ""           # every key <= position has been seen (listing is ordered)
         pages = 0
+        left_before = len(keys)
+        # S3 cannot stop a page at the last wanted key: size pages to the expected range
+        # (first guess: a few objects per wanted key, then the density seen so far).
+        max_keys = min(1000, max(self.MIN_PAGE_KEYS, self.FIRST_PAGE_KEYS_PER_WANTED * len(keys)))
         token: str | None = None
         while True:
-            params: dict[str, Any] = {"Bucket": bucket, "MaxKeys": 1000}
+            params: dict[str, Any] = {"Bucket": bucket, "MaxKeys": max_keys}
             if prefix:
                 params["Prefix"] = prefix
             if delimiter:
@@ -250,11 +262,18 @@ class S3OutputStore(OutputStore):
                 # complete up to (at least) the last wanted key: the rest are absent
                 out.update({k: False for k in keys if k not in out})
                 return
+            answered_before = len(keys) - left_before
             for k in keys:
                 if k not in out and k <= position:
                     out[k] = False
             left = sum(1 for k in keys if k not in out)
+            returned = len(response.get("Contents", []) or []) + \
+                len(response.get("CommonPrefixes", []) or [])
+            answered = (len(keys) - left) - answered_before
+            left_before = left
             if pages >= left:
                 break           # listing no longer cheaper than a HEAD per key left
+            density = returned / max(1, answered)
+            max_keys = min(1000, max(self.MIN_PAGE_KEYS, int(density * left * 1.25) + 1))
         left_keys = [k for k in keys if k not in out]
         await asyncio.gather(*(self._head(bucket, k, out) for k in left_keys))

@@ -159,6 +159,13 @@ class DbView:
                        "('COMPLETED', 'FAILED', 'CANCELLED')")
         return (row[0] if row else None), (end[0] if end else None)
 
+    def vcpu_seconds(self) -> float:
+        """vCPU-seconds (simulated) the backend actually ran, every attempt included: spot
+        reclaims, OOM kills and always-failing samples add work the planned bound omits."""
+        row = self.one("SELECT sum((stopped_at - started_at) * coalesce(vcpus, 1)) "
+                       "FROM attempts WHERE started_at IS NOT NULL AND stopped_at IS NOT NULL")
+        return float(row[0] or 0.0)
+
     def attempts_by_state(self) -> dict[str, int]:
         return dict(self.conn.execute("SELECT state, count(*) FROM attempts GROUP BY state"))
 

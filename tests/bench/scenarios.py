@@ -34,7 +34,7 @@ class Scenario:
     spot_rate: float = 0.0
     oom_rate: float = 0.0
     fail_fraction: float = 0.0     # samples whose every attempt fails (app error)
-    max_in_flight: int = 1_000_000
+    max_in_flight: int | None = 1_000_000   # None: batchd's default per-queue cap
     wait_complete: bool = True     # run until the workflow ends (else: until all submitted)
     latency_calls: int = 50        # batchctl status / dashboard calls for p50/p95
     restart: bool = False          # measure the time until a restarted daemon answers
@@ -66,8 +66,9 @@ class Scenario:
         }
 
     def daemon_args(self) -> list[str]:
+        cap = [] if self.max_in_flight is None else ["--max-in-flight", str(self.max_in_flight)]
         return ["--poll-interval", f"{self.poll_real:.6g}", "--rate-limit", f"{self.rate_limit:g}",
-                "--max-in-flight", str(self.max_in_flight), "--log-level", "info"]
+                *cap, "--log-level", "info"]
 
     # -- inputs ------------------------------------------------------------------------------
     def failing_samples(self) -> set[int]:
@@ -150,6 +151,10 @@ def build(kind: str, *, scale: float = 1.0, jobs: int | None = None,
                          rate_limit=45, fake_tps=50, capacity=capacity,
                          duration_mean=duration, duration_spread=0.5, spot_rate=0.05,
                          oom_rate=0.02, fail_fraction=0.005,
+                         # batchd's default cap (1,000 in flight per queue), as a user runs
+                         # it: unlimited, every step-0 job would sit in AWS's FIFO queue
+                         # ahead of the later steps.
+                         max_in_flight=None,
                          timeout=120 if smoke else 3600,
                          notes="3 steps, spread 0.5, capacity forces RUNNABLE waits, "
                                "5% spot, 2% OOM, 0.5% samples always fail")]

@@ -100,3 +100,58 @@ def test_install_keeps_s3_timestamps_as_sent():
     assert parsed["Contents"][0]["Key"] == "p/s1.json"
     assert parsed["Contents"][0]["LastModified"] == "2026-11-24T20:00:00.000Z"
     assert isinstance(factory.create_parser("rest-json"), fastparse.FastRestJSONParser)
+
+
+LISTING = (
+    b'<?xml version="1.0" encoding="UTF-8"?>'
+    b'<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>b</Name>'
+    b'<Prefix>p/</Prefix><KeyCount>3</KeyCount><MaxKeys>3</MaxKeys><Delimiter>/</Delimiter>'
+    b'<IsTruncated>true</IsTruncated><NextContinuationToken>tok</NextContinuationToken>'
+    b'<EncodingType>url</EncodingType><StartAfter>p/a</StartAfter>'
+    b'<Contents><Key>p/s1.json</Key><LastModified>2026-11-24T20:00:00.000Z</LastModified>'
+    b'<ETag>&quot;abc&quot;</ETag><ChecksumAlgorithm>CRC32</ChecksumAlgorithm>'
+    b'<ChecksumAlgorithm>SHA256</ChecksumAlgorithm><Size>3</Size>'
+    b'<StorageClass>STANDARD</StorageClass><Owner><ID>o</ID><DisplayName>me</DisplayName>'
+    b'</Owner><RestoreStatus><IsRestoreInProgress>false</IsRestoreInProgress>'
+    b'</RestoreStatus></Contents>'
+    b'<Contents><Key>p/s2.json</Key><Size>0</Size><ETag></ETag></Contents>'
+    b'<CommonPrefixes><Prefix>p/d1/</Prefix></CommonPrefixes>'
+    b'<CommonPrefixes><Prefix>p/d2/</Prefix></CommonPrefixes>'
+    b'</ListBucketResult>')
+
+
+def test_s3_listing_parses_exactly_like_botocore():
+    from botocore.awsrequest import HeadersDict
+    model = botocore.session.get_session().get_service_model("s3")
+    shape = model.operation_model("ListObjectsV2").output_shape
+
+    def parse(parser):
+        response = {"status_code": 200, "body": LISTING,
+                    "headers": HeadersDict({"x-amz-request-charged": "requester"})}
+        return asyncio.run(parser.parse(response, shape))
+
+    slow_factory = AioResponseParserFactory()
+    slow_factory.set_parser_defaults(timestamp_parser=lambda v: v)
+    slow = parse(slow_factory.create_parser("rest-xml"))
+    fast = parse(fastparse.FastRestXMLParser(timestamp_parser=lambda v: v))
+    assert fast == slow
+    assert [c["Key"] for c in fast["Contents"]] == ["p/s1.json", "p/s2.json"]
+    assert fast["Contents"][0]["ChecksumAlgorithm"] == ["CRC32", "SHA256"]
+    assert fast["IsTruncated"] is True and fast["KeyCount"] == 3
+    assert fast["RequestCharged"] == "requester"
+
+
+def test_s3_errors_still_parse_through_botocore():
+    from botocore.awsrequest import HeadersDict
+    model = botocore.session.get_session().get_service_model("s3")
+    shape = model.operation_model("ListObjectsV2").output_shape
+    body = (b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>NoSuchBucket</Code>'
+            b'<Message>gone</Message><BucketName>b</BucketName></Error>')
+
+    def parse(parser):
+        return asyncio.run(parser.parse({"status_code": 404, "body": body,
+                                         "headers": HeadersDict({})}, shape))
+
+    fast = parse(fastparse.FastRestXMLParser())
+    assert fast == parse(AioResponseParserFactory().create_parser("rest-xml"))
+    assert fast["Error"]["Code"] == "NoSuchBucket"

@@ -31,7 +31,7 @@ class StubS3:
 
     async def list_objects_v2(self, Bucket, MaxKeys=1000, Prefix="", Delimiter=None,
                               StartAfter=None, ContinuationToken=None):
-        self.lists.append({"Prefix": Prefix, "StartAfter": StartAfter})
+        self.lists.append({"Prefix": Prefix, "StartAfter": StartAfter, "MaxKeys": MaxKeys})
         if self.list_error:
             raise self.list_error
         after = ContinuationToken or StartAfter or ""
@@ -54,6 +54,7 @@ class StubS3:
             contents.append({"Key": key})
             last = key
         truncated = i < len(self.keys) and self.keys[i].startswith(Prefix)
+        self.returned = getattr(self, "returned", 0) + len(contents) + len(prefixes)
         out = {"Contents": contents, "CommonPrefixes": [{"Prefix": p} for p in prefixes],
                "KeyCount": len(contents) + len(prefixes), "IsTruncated": truncated}
         if truncated:
@@ -77,6 +78,30 @@ async def test_crowded_directory_falls_back_to_head():
     result = await store.exists_many([f"s3://b/{k}" for k in wanted])
     assert [result[f"s3://b/{k}"] for k in wanted] == [True] * 5 + [False] * 5
     assert store.list_calls + store.head_calls <= 2 * len(wanted)
+
+
+async def test_sparse_outputs_cost_at_most_two_requests_each():
+    """10 outputs spread over a 30,000-object prefix (a pipeline's checks as jobs finish):
+    listing gives up for HEADs once pages stop paying off."""
+    keys = [f"proj/wf/s{i:05d}.step{k}.json" for i in range(10_000) for k in range(3)]
+    wanted = [f"proj/wf/s{i:05d}.step1.json" for i in range(0, 10_000, 1000)]
+    store = S3OutputStore(StubS3(keys))
+    result = await store.exists_many([f"s3://b/{k}" for k in wanted])
+    assert all(result.values()) and len(result) == 10
+    assert store.list_calls + store.head_calls <= 2 * len(wanted)
+
+
+async def test_dense_outputs_size_pages_to_the_range():
+    """Outputs of consecutive samples, interleaved with the other steps' objects: pages are
+    sized to the range seen (not 1,000 keys past the last wanted one)."""
+    keys = [f"proj/wf/s{i:05d}.step{k}.json" for i in range(10_000) for k in range(3)]
+    wanted = [f"proj/wf/s{i:05d}.step2.json" for i in range(4990, 5040)]  # prefix s0
+    stub = StubS3(keys)
+    store = S3OutputStore(stub)
+    result = await store.exists_many([f"s3://b/{k}" for k in wanted])
+    assert all(result.values()) and len(result) == 50
+    assert store.head_calls == 0 and store.list_calls <= 2
+    assert stub.returned <= 600          # a 1,000-key page parsed 1,000
 
 
 async def test_errors_are_unknown_never_missing():
