@@ -10,7 +10,6 @@ docs/design.md (0 ok, 1 unexpected, 2 invalid input, 3 daemon not running, 4 per
 from __future__ import annotations
 
 import errno
-import http.client
 import json
 import os
 import socket
@@ -96,22 +95,80 @@ def path_segment(value: str) -> str:
     return quote(str(value), safe="")
 
 
-class UnixHTTPConnection(http.client.HTTPConnection):
-    """An HTTPConnection that talks to a Unix socket instead of a TCP port."""
+def unix_http_connection(socket_path: str, timeout: float | None = DEFAULT_TIMEOUT):
+    """An http.client connection to a Unix socket (for streamed answers; http.client costs
+    ~25 ms to import, so the JSON requests do not use it)."""
+    import http.client
 
-    def __init__(self, socket_path: str, timeout: float | None = DEFAULT_TIMEOUT) -> None:
-        super().__init__("localhost", timeout=timeout)
-        self.socket_path = socket_path
+    class UnixHTTPConnection(http.client.HTTPConnection):
+        def __init__(self) -> None:
+            super().__init__("localhost", timeout=timeout)
 
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        def connect(self) -> None:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                sock.settimeout(self.timeout)
+                sock.connect(socket_path)
+            except BaseException:
+                sock.close()
+                raise
+            self.sock = sock
+
+    return UnixHTTPConnection()
+
+
+class BadAnswer(ConnectionError):
+    """The daemon closed the connection early or sent something that is not HTTP."""
+
+
+def _recv_more(sock: socket.socket, buf: bytearray) -> None:
+    data = sock.recv(65536)
+    if not data:
+        raise BadAnswer("connection closed before the answer was complete")
+    buf += data
+
+
+def read_http_answer(sock: socket.socket) -> tuple[int, bytes]:
+    """(status, body) of one HTTP/1.1 answer: Content-Length, chunked, or until closed."""
+    buf = bytearray()
+    while (end := buf.find(b"\r\n\r\n")) < 0:
+        _recv_more(sock, buf)
+    lines = bytes(buf[:end]).decode("latin-1").split("\r\n")
+    del buf[:end + 4]
+    version, _, rest = lines[0].partition(" ")
+    code = rest.partition(" ")[0]
+    if not version.startswith("HTTP/") or not code.isdigit():
+        raise BadAnswer(f"not an HTTP answer: {lines[0][:80]!r}")
+    headers = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    if "chunked" in headers.get("transfer-encoding", "").lower():
+        body = bytearray()
+        while True:
+            while (eol := buf.find(b"\r\n")) < 0:
+                _recv_more(sock, buf)
+            try:
+                size = int(bytes(buf[:eol]).split(b";")[0], 16)
+            except ValueError as exc:
+                raise BadAnswer("malformed chunked answer") from exc
+            while len(buf) < eol + 2 + size + 2:
+                _recv_more(sock, buf)
+            body += buf[eol + 2:eol + 2 + size]
+            del buf[:eol + 2 + size + 2]
+            if size == 0:
+                return int(code), bytes(body)
+    if "content-length" in headers:
         try:
-            sock.settimeout(self.timeout)
-            sock.connect(self.socket_path)
-        except BaseException:
-            sock.close()
-            raise
-        self.sock = sock
+            length = int(headers["content-length"])
+        except ValueError as exc:
+            raise BadAnswer("malformed Content-Length") from exc
+        while len(buf) < length:
+            _recv_more(sock, buf)
+        return int(code), bytes(buf[:length])
+    while data := sock.recv(65536):
+        buf += data
+    return int(code), bytes(buf)
 
 
 def not_running_message(socket_path: str) -> str:
@@ -155,11 +212,7 @@ class Client:
             headers["Content-Type"] = "application/json; charset=utf-8"
         elif method.upper() in ("POST", "PUT", "PATCH"):
             payload = b""
-        conn = UnixHTTPConnection(self.socket_path, timeout=self.timeout)
-        try:
-            status, raw = self._exchange(conn, method.upper(), url, payload, headers)
-        finally:
-            conn.close()
+        status, raw = self._exchange(method.upper(), url, payload, headers)
         return self._decode(status, raw)
 
     def stream(self, path: str, query: Mapping[str, Any] | None = None,
@@ -167,7 +220,8 @@ class Client:
         """GET a plain-text answer (logs) chunk by chunk, without holding it all in memory."""
         pairs = [(k, v) for k, v in (query or {}).items() if v is not None]
         url = f"{path}?{urlencode(pairs)}" if pairs else path
-        conn = UnixHTTPConnection(self.socket_path, timeout=self.timeout)
+        import http.client
+        conn = unix_http_connection(self.socket_path, timeout=self.timeout)
         try:
             try:
                 conn.connect()
@@ -198,28 +252,35 @@ class Client:
         return self.request("POST", path, body=body)
 
     # -- internals ------------------------------------------------------------------------
-    def _exchange(self, conn: UnixHTTPConnection, method: str, url: str, payload: bytes | None,
+    def _exchange(self, method: str, url: str, payload: bytes | None,
                   headers: dict[str, str]) -> tuple[int, bytes]:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            conn.connect()
-        except OSError as exc:
-            raise self._connect_error(exc) from exc
-        try:
+            sock.settimeout(self.timeout)
             try:
-                conn.request(method, url, body=payload, headers=headers)
+                sock.connect(self.socket_path)
+            except OSError as exc:
+                raise self._connect_error(exc) from exc
+            head = [f"{method} {url} HTTP/1.1"]
+            head += [f"{name}: {value}" for name, value in headers.items()]
+            if payload is not None:
+                head.append(f"Content-Length: {len(payload)}")
+            head.append("Connection: close")
+            request = ("\r\n".join(head) + "\r\n\r\n").encode("utf-8") + (payload or b"")
+            try:
+                sock.sendall(request)
             except (BrokenPipeError, ConnectionResetError):
                 # The daemon may have answered early (e.g. 413 payload too large) and closed:
                 # read that answer if there is one, else report the lost connection below.
                 pass
-            response = conn.getresponse()
-            return response.status, response.read()
+            return read_http_answer(sock)
         except TimeoutError as exc:
             raise CtlError(
                 f"batchd did not answer within {_fmt_seconds(self.timeout)} ({method} {url.split('?')[0]}). "
                 "It may be busy (a big import takes a few seconds) or stuck; retry with a longer "
                 "--request-timeout, and check the daemon's log if it keeps happening.",
                 EXIT_ERROR) from exc
-        except (http.client.HTTPException, ConnectionError) as exc:
+        except ConnectionError as exc:
             raise CtlError(
                 f"batchd closed the connection on {self.socket_path} without answering "
                 f"({method} {url.split('?')[0]}): it may be shutting down or have crashed; "
@@ -228,6 +289,8 @@ class Client:
         except OSError as exc:
             raise CtlError(f"talking to batchd on {self.socket_path} failed: "
                            f"{exc.strerror or exc}", EXIT_ERROR) from exc
+        finally:
+            sock.close()
 
     def _connect_error(self, exc: OSError) -> CtlError:
         path = self.socket_path

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from batchctl.client import UnixHTTPConnection
+from batchctl.client import unix_http_connection
 
 
 def get(socket_path: Path | str, path: str, timeout: float = 30.0) -> tuple[int, str]:
-    conn = UnixHTTPConnection(str(socket_path), timeout=timeout)
+    conn = unix_http_connection(str(socket_path), timeout=timeout)
     try:
         conn.request("GET", path, headers={"Host": "batchd"})
         response = conn.getresponse()

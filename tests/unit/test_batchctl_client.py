@@ -623,3 +623,57 @@ def test_cli_imports_no_heavy_modules():
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
                           text=True, env=dict(os.environ, PYTHONPATH=str(REPO)), timeout=60)
     assert proc.stdout.strip() == "[]", proc.stderr
+
+
+# -- the small HTTP reader used instead of http.client (start-up time) ------------------------
+def _answer(raw: bytes, *, split: int = 7):
+    """read_http_answer over a real socket pair, the answer arriving in small pieces."""
+    import socket as _socket
+    import threading
+
+    from batchctl.client import read_http_answer
+
+    ours, theirs = _socket.socketpair()
+    ours.settimeout(5)
+
+    def send() -> None:
+        for i in range(0, len(raw), split):
+            theirs.sendall(raw[i:i + split])
+        theirs.close()
+
+    sender = threading.Thread(target=send)
+    sender.start()
+    try:
+        return read_http_answer(ours)
+    finally:
+        sender.join()
+        ours.close()
+
+
+def test_http_answer_content_length_ignores_what_follows():
+    body = b'{"ok": true}'
+    raw = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+           + str(len(body)).encode() + b"\r\n\r\n" + body + b"trailing garbage")
+    assert _answer(raw) == (200, body)
+
+
+def test_http_answer_chunked():
+    raw = (b"HTTP/1.1 404 Not Found\r\nTransfer-Encoding: chunked\r\n\r\n"
+           b"5\r\nhello\r\n1;ext=1\r\n \r\n5\r\nworld\r\n0\r\n\r\n")
+    assert _answer(raw, split=3) == (404, b"hello world")
+
+
+def test_http_answer_until_closed():
+    assert _answer(b"HTTP/1.0 200 OK\r\nServer: x\r\n\r\n{}") == (200, b"{}")
+
+
+@pytest.mark.parametrize("raw", [
+    b"",                                                            # closed at once
+    b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort",          # closed mid-body
+    b"SSH-2.0-OpenSSH_9.6\r\n\r\n",                                 # not HTTP
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",   # bad chunk size
+])
+def test_http_answer_broken_is_bad_answer(raw):
+    from batchctl.client import BadAnswer
+    with pytest.raises(BadAnswer):
+        _answer(raw)
