@@ -11,7 +11,8 @@ Every Batch call waits for the account-wide `RateBudget` first and reports the o
 (success / throttled / 5xx). The Batch client never retries by itself
 (`total_max_attempts=1`): a retry behind the budget's back would spend quota the budget does
 not know about and, for SubmitJob, could create a duplicate job. batchd's loops retry, under
-the budget, using the error's `kind`.
+the budget, using the error's `kind` (aws_errors.py classifies every failure; aws_shapes.py
+turns requests and answers into batchd's types).
 """
 
 from __future__ import annotations
@@ -20,13 +21,11 @@ import asyncio
 import contextlib
 import os
 import platform
-import socket
 from collections import OrderedDict
 from typing import Any, AsyncIterator
 from urllib.parse import urlparse
 
 import aiobotocore
-import aiohttp
 import botocore
 from aiobotocore.config import AioConfig
 from aiobotocore.session import AioSession
@@ -34,187 +33,15 @@ from botocore import exceptions as bexc
 from botocore.validate import validate_parameters
 
 from .. import __version__
-from ..errors import (BackendError, PermanentBackendError, SubmitOutcomeUnknown, Throttled,
-                      TransientBackendError)
+from ..errors import PermanentBackendError, Throttled, TransientBackendError
 from ..ratelimit import Priority, RateBudget
 from . import fastparse
+from .aws_shapes import custom_log_group, job_status_from_detail, submit_params
+from .aws_errors import classify_client_error
 from .base import DESCRIBE_BATCH, Backend, JobStatus, QueueInfo, SubmitRequest
 from .s3outputs import S3OutputStore
 
 __all__ = ["AwsBackend", "classify_client_error", "job_status_from_detail"]
-
-THROTTLE_CODES = frozenset({
-    "TooManyRequestsException", "ThrottlingException", "Throttling", "ThrottledException",
-    "RequestLimitExceeded", "RequestThrottled", "RequestThrottledException",
-    "TooManyRequests", "SlowDown", "ProvisionedThroughputExceededException",
-})
-
-# Credentials that are missing, expired or not (yet) allowed. These are fixed outside batchd
-# (refresh the SSO login, fix the role) and then everything should carry on, so they are
-# "transient": failing 10,000 jobs because a token expired at 3 am would be the wrong answer.
-AUTH_CODES = frozenset({
-    "ExpiredToken", "ExpiredTokenException", "RequestExpired", "InvalidClientTokenId",
-    "UnrecognizedClientException", "InvalidSignatureException", "SignatureDoesNotMatch",
-    "AccessDenied", "AccessDeniedException", "AuthFailure", "MissingAuthenticationToken",
-    "InvalidAccessKeyId", "InvalidToken",
-})
-
-CREDENTIAL_ERRORS: tuple[type[Exception], ...] = tuple(
-    cls for cls in (getattr(bexc, name, None) for name in (
-        "NoCredentialsError", "PartialCredentialsError", "CredentialRetrievalError",
-        "TokenRetrievalError", "SSOTokenLoadError", "UnauthorizedSSOTokenError",
-        "NoAuthTokenError", "RefreshWithMFAUnsupportedError", "InvalidConfigError",
-        "ProfileNotFound"))
-    if cls is not None)
-
-_SUBMIT = "SubmitJob"
-
-
-def _sent(exc: BaseException) -> bool:
-    """Could the request have reached the server? False only when provably not sent."""
-    if isinstance(exc, (bexc.ConnectTimeoutError,)):
-        return False
-    if isinstance(exc, bexc.EndpointConnectionError):
-        inner = getattr(exc, "kwargs", {}).get("error")
-        # ClientConnectorError (refused, unreachable, DNS) happens while connecting.
-        return not isinstance(inner, (aiohttp.ClientConnectorError, socket.gaierror))
-    return True
-
-
-def classify_client_error(exc: BaseException, *, operation: str | None = None,
-                          service: str = "AWS Batch", job_name: str | None = None
-                          ) -> BackendError:
-    """Turn any exception from an AWS call into batchd's classified `BackendError`.
-
-    - throttling (429, TooManyRequestsException, ThrottlingException, SlowDown) -> Throttled
-    - 5xx, connection errors, timeouts -> TransientBackendError
-    - for SubmitJob, anything that may have happened after the request left (read timeout,
-      connection reset/closed, 5xx) -> SubmitOutcomeUnknown: the job may exist
-    - credentials missing/expired/denied -> TransientBackendError (fixed outside batchd)
-    - other 4xx (ClientException, validation) -> PermanentBackendError with AWS's message
-    """
-    if isinstance(exc, BackendError):
-        return exc
-    op = operation
-    if op is None and isinstance(exc, bexc.ClientError):
-        op = exc.operation_name
-    submit = op == _SUBMIT
-    what = f"job {job_name}" if job_name else "the job"
-
-    if isinstance(exc, bexc.ClientError):
-        error = exc.response.get("Error", {}) or {}
-        meta = exc.response.get("ResponseMetadata", {}) or {}
-        code = str(error.get("Code") or "")
-        message = str(error.get("Message") or error.get("message") or "").strip()
-        status = meta.get("HTTPStatusCode")
-        try:
-            status = int(status) if status is not None else None
-        except (TypeError, ValueError):
-            status = None
-        if not code and status is not None:
-            code = str(status)
-        details: dict[str, Any] = {"aws_code": code or None, "http_status": status,
-                                   "operation": op, "request_id": meta.get("RequestId")}
-        said = f": {message}" if message else ""
-        if code in THROTTLE_CODES or status == 429:
-            return Throttled(f"{service} asked us to slow down ({op}: API rate limit "
-                             f"reached); batchd will retry more slowly", **details)
-        if status is not None and status >= 500:
-            if submit:
-                return SubmitOutcomeUnknown(
-                    f"{service} failed while creating {what} (HTTP {status} {code}{said}); "
-                    "the job may exist anyway, so batchd will look it up by name before "
-                    "sending it again", **details)
-            return TransientBackendError(
-                f"{service} had an internal error ({op}: HTTP {status} {code}{said}); "
-                "batchd will retry", **details)
-        if code in AUTH_CODES or status in (401, 403):
-            return TransientBackendError(
-                f"{service} refused our credentials or permissions ({op}: {code}{said}). "
-                "Check the AWS credentials/role batchd runs with (an expired SSO login or "
-                "session token is the usual cause); batchd retries until it works",
-                auth=True, **details)
-        if submit:
-            text = f"AWS Batch rejected {what}{said or ': ' + code}"
-        elif op:
-            text = f"{service} rejected the {op} request{said or ': ' + code}"
-        else:
-            text = f"{service} rejected the request{said or ': ' + code}"
-        return PermanentBackendError(text, **details)
-
-    if isinstance(exc, CREDENTIAL_ERRORS):
-        return TransientBackendError(
-            f"no usable AWS credentials for {service} ({exc}). Configure the standard AWS "
-            "credential chain (environment, profile, SSO login, instance role); batchd "
-            "retries until it works", auth=True, operation=op)
-
-    if isinstance(exc, bexc.ParamValidationError):
-        return PermanentBackendError(f"batchd built an invalid {op or 'AWS'} request: {exc}",
-                                     operation=op)
-
-    if isinstance(exc, (bexc.BotoCoreError, aiohttp.ClientError, asyncio.TimeoutError,
-                        OSError)):
-        endpoint = getattr(exc, "kwargs", {}).get("endpoint_url")
-        where = f" at {endpoint}" if endpoint else ""
-        kind_text = type(exc).__name__
-        if submit and _sent(exc):
-            return SubmitOutcomeUnknown(
-                f"the answer to SubmitJob for {what} was lost ({kind_text}: {exc}); the job "
-                "may exist anyway, so batchd will look it up by name before sending it again",
-                operation=op, error=kind_text)
-        return TransientBackendError(
-            f"could not reach {service}{where} ({kind_text}: {exc}); batchd will retry",
-            operation=op, error=kind_text)
-
-    return TransientBackendError(f"unexpected error calling {service} {op or ''}: "
-                                 f"{type(exc).__name__}: {exc}", operation=op,
-                                 error=type(exc).__name__)
-
-
-# ------------------------------------------------------------------------------- mapping
-def _resources(requirements: list[dict[str, Any]] | None) -> tuple[float | None, int | None]:
-    vcpus = memory = None
-    for item in requirements or []:
-        kind, value = item.get("type"), item.get("value")
-        try:
-            if kind == "VCPU":
-                vcpus = float(value)
-            elif kind == "MEMORY":
-                memory = int(float(value))
-        except (TypeError, ValueError):
-            continue
-    return vcpus, memory
-
-
-def job_status_from_detail(detail: dict[str, Any]) -> JobStatus:
-    """DescribeJobs' JobDetail (or ListJobs' JobSummary) -> JobStatus."""
-    container = detail.get("container") or {}
-    attempts = detail.get("attempts") or []
-    last = (attempts[-1].get("container") or {}) if attempts else {}
-    exit_code = container.get("exitCode")
-    if exit_code is None:
-        exit_code = last.get("exitCode")
-    reason = container.get("reason") or last.get("reason")
-    stream = container.get("logStreamName") or last.get("logStreamName")
-    vcpus, memory = _resources(container.get("resourceRequirements"))
-    if vcpus is None and container.get("vcpus") is not None:
-        vcpus = float(container["vcpus"])
-    if memory is None and container.get("memory") is not None:
-        memory = int(container["memory"])
-    return JobStatus(
-        job_id=detail["jobId"], job_name=detail.get("jobName", ""),
-        status=detail.get("status", "SUBMITTED"), status_reason=detail.get("statusReason"),
-        exit_code=int(exit_code) if exit_code is not None else None,
-        container_reason=reason, log_stream=stream,
-        created_at=detail.get("createdAt"), started_at=detail.get("startedAt"),
-        stopped_at=detail.get("stoppedAt"), vcpus=vcpus, memory=memory)
-
-
-def _custom_log_group(detail: dict[str, Any]) -> str | None:
-    conf = (detail.get("container") or {}).get("logConfiguration") or {}
-    if conf.get("logDriver") == "awslogs":
-        return (conf.get("options") or {}).get("awslogs-group")
-    return None
 
 
 def _chunks(items: list[Any], size: int) -> list[list[Any]]:
@@ -397,36 +224,7 @@ class AwsBackend(Backend):
         return found
 
     # ---------------------------------------------------------------- jobs
-    @staticmethod
-    def submit_params(request: SubmitRequest) -> dict[str, Any]:
-        """SubmitJob's parameters for one request (pure; tested on its own)."""
-        params: dict[str, Any] = {"jobName": request.job_name, "jobQueue": request.queue,
-                                  "jobDefinition": request.job_definition,
-                                  "propagateTags": True}
-        if request.parameters:
-            params["parameters"] = {str(k): str(v) for k, v in request.parameters.items()}
-        overrides: dict[str, Any] = {}
-        resources = []
-        if request.vcpus is not None:
-            vcpus = request.vcpus
-            text = str(int(vcpus)) if float(vcpus).is_integer() else str(vcpus)
-            resources.append({"type": "VCPU", "value": text})
-        if request.memory is not None:
-            resources.append({"type": "MEMORY", "value": str(int(request.memory))})
-        if resources:
-            overrides["resourceRequirements"] = resources
-        if request.command is not None:
-            overrides["command"] = [str(c) for c in request.command]
-        if request.environment:
-            overrides["environment"] = [{"name": str(k), "value": str(v)}
-                                        for k, v in request.environment.items()]
-        if overrides:
-            params["containerOverrides"] = overrides
-        if request.timeout is not None:
-            params["timeout"] = {"attemptDurationSeconds": int(request.timeout)}
-        if request.tags:
-            params["tags"] = {str(k): str(v) for k, v in request.tags.items()}
-        return params
+    submit_params = staticmethod(submit_params)
 
     async def submit(self, request: SubmitRequest) -> str:
         response = await self._call("SubmitJob", Priority.SUBMIT, job_name=request.job_name,
@@ -442,7 +240,7 @@ class AwsBackend(Backend):
         statuses = []
         for detail in response.get("jobs", []):
             status = job_status_from_detail(detail)
-            group = _custom_log_group(detail)
+            group = custom_log_group(detail)
             if group and status.log_stream and group != self.log_group:
                 self._remember_group(status.log_stream, group)
             statuses.append(status)
