@@ -23,7 +23,8 @@ with no risk of a late runner starting it as well.
 Each job runs under `python -m batchd.backends.local_runner JOBDIR` started in a new session.
 `close()` leaves runners alone; a new backend adopts the live ones (pid + /proc cmdline check)
 and fails the dead ones without a result like a lost host ("Host EC2 (instance local)
-terminated.").
+terminated."). Job records and file helpers are in local_jobs.py, output checks in
+local_outputs.py.
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import fcntl
-import hashlib
 import json
 import os
 import re
@@ -41,10 +41,8 @@ import subprocess
 import sys
 import time
 import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, AsyncIterator
-from urllib.parse import quote, unquote, urlparse
 
 import structlog
 
@@ -54,6 +52,10 @@ from batchd.backends.base import (
 from batchd.backends.local_runner import (
     atomic_write_json, exclusive_create, proc_starttime,
 )
+from batchd.backends.local_jobs import (
+    _SPAWNED, _fs_name, _Job, _now_ms, _read_json, _read_pid, _runner_alive,
+)
+from batchd.backends.local_outputs import LocalOutputStore
 from batchd.errors import PermanentBackendError, TransientBackendError, Unavailable
 from batchd.jobdefs import fill_command, resources, validate_job_definition
 
@@ -63,149 +65,6 @@ HOST_TERMINATED = "Host EC2 (instance local) terminated."
 ARN_PREFIX = "arn:batchd:local:jobdef/"
 _JOB_ID_RE = re.compile(r"^[0-9a-f]{32}$")
 _EPS = 1e-9
-
-# Runners this process started, by pid: keeps the Popen objects referenced (so they are never
-# garbage-collected with a "still running" warning and are reaped by poll()) across backend
-# instances; a Popen never kills its process.
-_SPAWNED: dict[int, subprocess.Popen] = {}
-
-
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
-def _fs_name(s: str) -> str:
-    """A queue or job name as one safe path component."""
-    enc = quote(s, safe="-_").replace(".", "%2E") or "%"
-    if len(enc) > 200:
-        enc = enc[:100] + "~" + hashlib.sha256(s.encode()).hexdigest()[:32]
-    return enc
-
-
-def _read_json(path: Path) -> Any | None:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (FileNotFoundError, NotADirectoryError):
-        return None
-    except (OSError, ValueError):
-        return None
-
-
-def _runner_alive(pid: int, jobdir: Path) -> bool:
-    """Is `pid` alive and the runner of `jobdir` (not a recycled pid)?"""
-    popen = _SPAWNED.get(pid)
-    if popen is not None:
-        if popen.poll() is None:
-            return True
-        _SPAWNED.pop(pid, None)
-        return False
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as fh:
-            args = fh.read().split(b"\0")
-    except OSError:
-        return False
-    # The job id (a uuid4) in a runner's argv identifies it whatever spelling of the state
-    # directory was used to start it.
-    tail = os.fsencode(os.sep + jobdir.name)
-    return b"batchd.backends.local_runner" in args and any(
-        a == os.fsencode(str(jobdir)) or a.rstrip(b"/").endswith(tail) for a in args)
-
-
-def _read_pid(path: Path) -> int | None:
-    try:
-        return int(path.read_text(encoding="utf-8").split()[0])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-@dataclass
-class _Job:
-    job_id: str
-    job_name: str
-    queue: str
-    jobdir: Path
-    created_at: int
-    created_ns: int
-    vcpus: float
-    memory: int
-    status: str = "RUNNABLE"
-    status_reason: str | None = None
-    exit_code: int | None = None
-    container_reason: str | None = None
-    started_at: int | None = None
-    stopped_at: int | None = None
-    pid: int | None = None                 # the runner's pid once launched
-    pidfd: int | None = field(default=None, repr=False)
-
-    def status_obj(self) -> JobStatus:
-        return JobStatus(
-            job_id=self.job_id, job_name=self.job_name, status=self.status,
-            status_reason=self.status_reason, exit_code=self.exit_code,
-            container_reason=self.container_reason, log_stream=self.job_id,
-            created_at=self.created_at, started_at=self.started_at, stopped_at=self.stopped_at,
-            vcpus=self.vcpus, memory=self.memory)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"status": self.status, "status_reason": self.status_reason,
-                "exit_code": self.exit_code, "container_reason": self.container_reason,
-                "started_at": self.started_at, "stopped_at": self.stopped_at,
-                "updated_at": _now_ms()}
-
-
-class LocalOutputStore(OutputStore):
-    """Local paths (absolute, or file:// URIs) are checked here; s3:// URIs go to the injected
-    S3 checker, or are answered None ("cannot tell") without one. Relative paths and other
-    schemes are answered None too: batchd cannot know what they are relative to."""
-
-    def __init__(self, s3: OutputStore | None = None) -> None:
-        self.s3 = s3
-
-    async def exists_many(self, uris: list[str]) -> dict[str, bool | None]:
-        result: dict[str, bool | None] = {}
-        local: dict[str, str] = {}
-        s3_uris: list[str] = []
-        for uri in uris:
-            if uri.startswith("s3://"):
-                s3_uris.append(uri)
-            elif uri.startswith("file://"):
-                parsed = urlparse(uri)
-                if parsed.netloc not in ("", "localhost"):
-                    result[uri] = None
-                else:
-                    local[uri] = unquote(parsed.path)
-            elif uri.startswith("/"):
-                local[uri] = uri
-            else:
-                result[uri] = None
-        if local:
-            result.update(await asyncio.to_thread(self._check_paths, local))
-        if s3_uris:
-            if self.s3 is None:
-                result.update({u: None for u in s3_uris})
-            else:
-                answers = await self.s3.exists_many(s3_uris)
-                result.update({u: answers.get(u) for u in s3_uris})
-        return {u: result.get(u) for u in uris}
-
-    @staticmethod
-    def _check_paths(paths: dict[str, str]) -> dict[str, bool | None]:
-        out: dict[str, bool | None] = {}
-        for uri, path in paths.items():
-            try:
-                os.stat(path)
-                out[uri] = True
-            except (FileNotFoundError, NotADirectoryError):
-                out[uri] = False
-            except OSError:          # PermissionError, EIO, stale NFS handle, ...
-                out[uri] = None
-        return out
-
-    async def close(self) -> None:
-        if self.s3 is not None:
-            await self.s3.close()
-
 
 class LocalBackend(Backend):
     name = "local"

@@ -15,7 +15,7 @@ _q = lambda states: ",".join(f"'{s}'" for s in states)  # noqa: E731 - SQL liter
 
 def _filters(workflow_id: int, state: str | None, sample: str | None, step: int | None,
              states: tuple[str, ...]) -> tuple[str, list[Any]]:
-    where = [f"j.workflow_id = ?", f"j.state IN ({_q(states)})"]
+    where = ["j.workflow_id = ?", f"j.state IN ({_q(states)})"]
     params: list[Any] = [workflow_id]
     if state:
         where.append("j.state = ?")

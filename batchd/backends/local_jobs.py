@@ -1,0 +1,104 @@
+"""The local backend's job records and on-disk helpers: one `_Job` per job directory, reading
+state and pid files, and telling a live runner from a recycled pid (see local.py for the
+layout of `STATE_DIR/local/`)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from batchd.backends.base import JobStatus
+
+# Runners this process started, by pid: keeps the Popen objects referenced (so they are never
+# garbage-collected with a "still running" warning and are reaped by poll()) across backend
+# instances; a Popen never kills its process.
+_SPAWNED: dict[int, subprocess.Popen] = {}
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _fs_name(s: str) -> str:
+    """A queue or job name as one safe path component."""
+    enc = quote(s, safe="-_").replace(".", "%2E") or "%"
+    if len(enc) > 200:
+        enc = enc[:100] + "~" + hashlib.sha256(s.encode()).hexdigest()[:32]
+    return enc
+
+
+def _read_json(path: Path) -> Any | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except (OSError, ValueError):
+        return None
+
+
+def _runner_alive(pid: int, jobdir: Path) -> bool:
+    """Is `pid` alive and the runner of `jobdir` (not a recycled pid)?"""
+    popen = _SPAWNED.get(pid)
+    if popen is not None:
+        if popen.poll() is None:
+            return True
+        _SPAWNED.pop(pid, None)
+        return False
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            args = fh.read().split(b"\0")
+    except OSError:
+        return False
+    # The job id (a uuid4) in a runner's argv identifies it whatever spelling of the state
+    # directory was used to start it.
+    tail = os.fsencode(os.sep + jobdir.name)
+    return b"batchd.backends.local_runner" in args and any(
+        a == os.fsencode(str(jobdir)) or a.rstrip(b"/").endswith(tail) for a in args)
+
+
+def _read_pid(path: Path) -> int | None:
+    try:
+        return int(path.read_text(encoding="utf-8").split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+@dataclass
+class _Job:
+    job_id: str
+    job_name: str
+    queue: str
+    jobdir: Path
+    created_at: int
+    created_ns: int
+    vcpus: float
+    memory: int
+    status: str = "RUNNABLE"
+    status_reason: str | None = None
+    exit_code: int | None = None
+    container_reason: str | None = None
+    started_at: int | None = None
+    stopped_at: int | None = None
+    pid: int | None = None                 # the runner's pid once launched
+    pidfd: int | None = field(default=None, repr=False)
+
+    def status_obj(self) -> JobStatus:
+        return JobStatus(
+            job_id=self.job_id, job_name=self.job_name, status=self.status,
+            status_reason=self.status_reason, exit_code=self.exit_code,
+            container_reason=self.container_reason, log_stream=self.job_id,
+            created_at=self.created_at, started_at=self.started_at, stopped_at=self.stopped_at,
+            vcpus=self.vcpus, memory=self.memory)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"status": self.status, "status_reason": self.status_reason,
+                "exit_code": self.exit_code, "container_reason": self.container_reason,
+                "started_at": self.started_at, "stopped_at": self.stopped_at,
+                "updated_at": _now_ms()}
