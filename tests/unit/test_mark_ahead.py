@@ -1,0 +1,47 @@
+"""The submitter marks attempts "may exist" before sending them, in groups of MARK_AHEAD, so
+that a crash is followed by a lookup by name, never a blind resend."""
+
+from __future__ import annotations
+
+import asyncio
+
+from batchd.store import Claim
+from batchd.submitter import MARK_AHEAD, _MarkAhead
+
+
+class RecordingStore:
+    def __init__(self) -> None:
+        self.calls: list[list[tuple[int, str, float]]] = []
+
+    async def set_submit_status(self, items):
+        await asyncio.sleep(0)             # a real store yields to the loop here
+        self.calls.append(list(items))
+
+
+def _claims(n: int) -> list[Claim]:
+    return [Claim(attempt_id=1000 + i, job_id=i, request={}) for i in range(n)]
+
+
+async def test_marks_in_groups_in_send_order():
+    store = RecordingStore()
+    claims = _claims(100)
+    marks = _MarkAhead(store, claims)       # type: ignore[arg-type]
+    for claim in claims:
+        await marks.before_send(claim.attempt_id)
+        # marked (durably asked for) before it would be sent
+        assert any(claim.attempt_id == a for call in store.calls for a, _, _ in call)
+    assert len(store.calls) == 100 // MARK_AHEAD
+    assert [a for call in store.calls for a, _, _ in call] == [c.attempt_id for c in claims]
+    assert {status for call in store.calls for _, status, _ in call} == {"unknown"}
+
+
+async def test_concurrent_senders_mark_each_attempt_once():
+    store = RecordingStore()
+    claims = _claims(45)
+    marks = _MarkAhead(store, claims)       # type: ignore[arg-type]
+    # Out of order and concurrently, as semaphore-bound send tasks may arrive.
+    order = claims[::-1][:5] + claims
+    await asyncio.gather(*(marks.before_send(c.attempt_id) for c in order))
+    marked = [a for call in store.calls for a, _, _ in call]
+    assert sorted(marked) == [c.attempt_id for c in claims]
+    assert len(store.calls) <= 45 // MARK_AHEAD + 5
