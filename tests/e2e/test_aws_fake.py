@@ -11,14 +11,13 @@ show that every request batchd makes is accepted there too.
 
 from __future__ import annotations
 
-import json
-import urllib.request
 import uuid
 from collections import Counter
 
 import pytest
 
 from tests.e2e.fake_fixtures import Driver, FakeProcess, new_aws_daemon, wait_until
+from tests.e2e.moto_process import moto_server_url
 
 pytestmark = pytest.mark.e2e
 
@@ -355,17 +354,9 @@ REGION = "us-east-1"
 
 @pytest.fixture(scope="module")
 def moto_server():
-    moto_server_mod = pytest.importorskip("moto.server")
-    server = moto_server_mod.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    url = f"http://{host}:{port}"
-    request = urllib.request.Request(
-        f"{url}/moto-api/config", data=json.dumps({"batch": {"use_docker": False}}).encode(),
-        method="POST", headers={"Content-Type": "application/json"})
-    urllib.request.urlopen(request, timeout=10).read()
-    yield url
-    server.stop()
+    pytest.importorskip("moto.server")
+    with moto_server_url() as url:
+        yield url
 
 
 def _boto(url: str, service: str):

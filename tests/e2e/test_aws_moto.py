@@ -9,21 +9,19 @@ Every client here finds moto through AWS_ENDPOINT_URL only (no endpoint_url argu
 from __future__ import annotations
 
 import asyncio
-import json
 import socket
 import time
-import urllib.request
 import uuid
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from batchd.backends.aws import AwsBackend
 from batchd.backends.base import SubmitRequest
 from batchd.backends.s3outputs import S3OutputStore
 from batchd.errors import PermanentBackendError
 from batchd.ratelimit import Priority, RateBudget
+from tests.e2e.moto_process import moto_server_url
 
 pytestmark = pytest.mark.e2e
 
@@ -35,17 +33,9 @@ BUCKET = "batchd-outputs"
 
 @pytest.fixture(scope="module")
 def moto_url():
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    url = f"http://{host}:{port}"
-    request = urllib.request.Request(
-        f"{url}/moto-api/config", data=json.dumps({"batch": {"use_docker": False}}).encode(),
-        method="POST", headers={"Content-Type": "application/json"})
-    urllib.request.urlopen(request, timeout=10).read()
-    _create_infrastructure(url)
-    yield url
-    server.stop()
+    with moto_server_url() as url:
+        _create_infrastructure(url)
+        yield url
 
 
 def _create_infrastructure(url: str) -> None:
