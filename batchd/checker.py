@@ -42,14 +42,33 @@ class Checker:
         if not jobs:
             return 0
         outputs = {job["id"]: json.loads(job["outputs"]) for job in jobs}
-        uris = sorted({uri for uris in outputs.values() for uri in uris})
-        found = await self.backend.outputs.exists_many(uris)
+        # The next step's outputs are checked with those of the step that ran: the two often
+        # sit side by side (one small LIST answers both), and the next step, if its outputs
+        # are absent, is queued at once instead of being checked again as READY.
+        following = await self.store.next_steps_waiting(
+            [job["id"] for job in jobs if job["state"] == "CHECKING"])
+        groups = []
+        for job in jobs:
+            group = list(outputs[job["id"]])
+            after = following.get(job["id"])
+            if after is not None:
+                outputs[after["id"]] = json.loads(after["outputs"])
+                group += outputs[after["id"]]
+            groups.append(group)
+        uris = sorted({uri for group in groups for uri in group})
+        found = await self.backend.outputs.exists_many(uris, groups)
         complete, absent, unknown, missing_after_run = [], [], [], []
         retry_at = time.time() + self.settings.check_retry_interval
         for job in jobs:
             answers = [found.get(uri) for uri in outputs[job["id"]]]
             if all(answer is True for answer in answers):
                 complete.append((job["id"], job["state"] == "READY"))
+                after = following.get(job["id"])
+                # Released as READY in the same transaction; QUEUED right away when an
+                # output is known to be missing (else READY: checked again, as before).
+                if after is not None and any(found.get(u) is False
+                                             for u in outputs[after["id"]]):
+                    absent.append(after["id"])
             elif any(answer is False for answer in answers):
                 if job["state"] == "READY":
                     absent.append(job["id"])

@@ -8,6 +8,7 @@ reasons, job names) so that the same failure classification and the same store s
 from __future__ import annotations
 
 import abc
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator
 
@@ -77,7 +78,11 @@ class OutputStore(abc.ABC):
     """
 
     @abc.abstractmethod
-    async def exists_many(self, uris: list[str]) -> dict[str, bool | None]: ...
+    async def exists_many(self, uris: list[str],
+                          groups: Sequence[Sequence[str]] | None = None
+                          ) -> dict[str, bool | None]:
+        """`groups`: an optional hint, URIs that likely sit side by side (one sample's
+        outputs of consecutive steps), which an object store may answer in one request."""
 
     async def close(self) -> None:  # pragma: no cover - default no-op
         return None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Sequence
 from urllib.parse import unquote, urlparse
 
 from batchd.backends.base import OutputStore
@@ -19,7 +20,9 @@ class LocalOutputStore(OutputStore):
     def __init__(self, s3: OutputStore | None = None) -> None:
         self.s3 = s3
 
-    async def exists_many(self, uris: list[str]) -> dict[str, bool | None]:
+    async def exists_many(self, uris: list[str],
+                          groups: Sequence[Sequence[str]] | None = None
+                          ) -> dict[str, bool | None]:
         result: dict[str, bool | None] = {}
         local: dict[str, str] = {}
         s3_uris: list[str] = []
@@ -42,7 +45,7 @@ class LocalOutputStore(OutputStore):
             if self.s3 is None:
                 result.update({u: None for u in s3_uris})
             else:
-                answers = await self.s3.exists_many(s3_uris)
+                answers = await self.s3.exists_many(s3_uris, groups)
                 result.update({u: answers.get(u) for u in s3_uris})
         return {u: result.get(u) for u in uris}
 

@@ -6,14 +6,16 @@ requests; listing the prefix costs one ListObjectsV2 page per 1,000 keys. So:
 
 1. URIs are grouped by bucket and "directory" (key up to the last `/`). A directory with at
    least `list_threshold` wanted keys is listed (Delimiter `/`, Prefix = the keys' longest
-   common prefix, StartAfter just before the first key, stopping once past the last one).
+   common prefix, StartAfter just before the first key, stopping once past the last one),
+   unless its last listing showed more than MAX_KEYS_PER_WANTED objects per wanted key.
 2. The remaining keys are grouped one level up (`results/` for `results/S1/S1.vcf.gz`); a
    parent with at least `list_threshold` of them is listed without a delimiter, the same way.
-3. Everything else gets a HEAD.
+3. Keys the caller grouped (one sample's outputs of two consecutive steps) and that share a
+   directory get one small page under their common prefix (a probe); everything else a HEAD.
 Pages are sized to the range expected (S3 cannot stop a page at the last wanted key). A
-listing gives up and HEADs whatever it has not yet reached once it has cost as many pages as
-keys are left (a prefix crowded with unrelated objects), so the worst case stays close to one
-request per key.
+listing gives up once it has cost as many pages as keys are left, or parsed too many objects
+per key answered (a prefix crowded with unrelated objects, or jobs finishing one by one in a
+large prefix), and probes or HEADs the rest: the worst case stays one request per key.
 
 Answers: True (exists), False (definitely absent: 404 / not in a complete listing / no such
 bucket) or None (403, throttling, 5xx, network: "unknown, ask again later", never "missing").
@@ -25,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections import defaultdict
+from collections.abc import Sequence
 from typing import Any, Callable
 
 from botocore import exceptions as bexc
@@ -62,6 +65,16 @@ def check_local_paths(paths: list[str]) -> dict[str, bool | None]:
     return result
 
 
+def _group_index(groups: Sequence[Sequence[str]]) -> dict[tuple[str, str], int]:
+    index: dict[tuple[str, str], int] = {}
+    for number, group in enumerate(groups):
+        for uri in group:
+            parsed = split_s3_uri(uri)
+            if parsed is not None:
+                index.setdefault(parsed, number)
+    return index
+
+
 def _error_code(exc: bexc.ClientError) -> tuple[str, int | None]:
     code = str((exc.response.get("Error") or {}).get("Code") or "")
     status = (exc.response.get("ResponseMetadata") or {}).get("HTTPStatusCode")
@@ -82,6 +95,9 @@ class S3OutputStore(OutputStore):
         self.head_calls = 0
         self.list_calls = 0
         self.unknown_answers = 0
+        # (bucket, directory) -> objects seen in its last range listing (see _worth_listing)
+        self._range_sizes: dict[tuple[str, str], int] = {}
+        self._list_denied: set[str] = set()     # buckets where ListObjectsV2 gave 403
 
     @property
     def counters(self) -> dict[str, int]:
@@ -99,9 +115,17 @@ class S3OutputStore(OutputStore):
     # density seen so far.
     FIRST_PAGE_KEYS_PER_WANTED = 10
     MIN_PAGE_KEYS = 100
+    # A range listing must not parse more than this many objects per key it answers: each
+    # listed key costs CPU (~1/100 of a request's) and a LIST costs 12.5 HEADs in S3's price
+    # list (so a full page pays off from ~13 keys answered). Sparse keys (jobs finishing one
+    # by one in a 30,000-object prefix) are HEADed, or probed per group with one small page.
+    MAX_KEYS_PER_WANTED = 50
+    PROBE_KEYS_PER_WANTED = 4
 
     # ------------------------------------------------------------------ entry point
-    async def exists_many(self, uris: list[str]) -> dict[str, bool | None]:
+    async def exists_many(self, uris: list[str],
+                          groups: Sequence[Sequence[str]] | None = None
+                          ) -> dict[str, bool | None]:
         result: dict[str, bool | None] = {}
         local: list[str] = []
         by_bucket: dict[str, set[str]] = defaultdict(set)
@@ -122,7 +146,9 @@ class S3OutputStore(OutputStore):
                 answers = {(b, k): None for b, keys in by_bucket.items() for k in keys}
             else:
                 answers = {}
-                await asyncio.gather(*(self._check_bucket(bucket, sorted(keys), answers)
+                group_of = _group_index(groups or ())
+                await asyncio.gather(*(self._check_bucket(bucket, sorted(keys), answers,
+                                                          group_of)
                                        for bucket, keys in by_bucket.items()))
             for pair, answer in answers.items():
                 for uri in owners[pair]:
@@ -133,8 +159,10 @@ class S3OutputStore(OutputStore):
 
     # ------------------------------------------------------------------ planning
     async def _check_bucket(self, bucket: str, keys: list[str],
-                            answers: dict[tuple[str, str], bool | None]) -> None:
+                            answers: dict[tuple[str, str], bool | None],
+                            group_of: dict[tuple[str, str], int]) -> None:
         out: dict[str, bool | None] = {}
+        groups = {k: group_of[(bucket, k)] for k in keys if (bucket, k) in group_of}
         jobs = []
         prefixes = [k for k in keys if k == "" or k.endswith("/")]
         for key in prefixes:
@@ -143,12 +171,15 @@ class S3OutputStore(OutputStore):
         by_dir: dict[str, list[str]] = defaultdict(list)
         for key in files:
             by_dir[key[:key.rfind("/") + 1]].append(key)
-        sparse: list[str] = []
+        sparse: list[str] = []      # too few in their directory: perhaps many one level up
+        rest: list[str] = []
         for directory, group in by_dir.items():
-            if len(group) >= self.list_threshold:
-                jobs.append(self._list_range(bucket, sorted(group), "/", out))
-            else:
+            if len(group) < self.list_threshold:
                 sparse.extend(group)
+            elif self._worth_listing(bucket, directory, len(group)):
+                jobs.append(self._list_range(bucket, sorted(group), "/", out, groups))
+            else:
+                rest.extend(group)
         by_parent: dict[str, list[str]] = defaultdict(list)
         for key in sparse:
             directory = key[:key.rfind("/")]            # without its trailing slash
@@ -157,16 +188,45 @@ class S3OutputStore(OutputStore):
                 by_parent["\0single"].append(key)       # top-level keys: nothing above
             else:
                 by_parent[parent].append(key)
-        heads: list[str] = []
         for parent, group in by_parent.items():
-            if parent != "\0single" and len(group) >= self.list_threshold:
-                jobs.append(self._list_range(bucket, sorted(group), None, out))
+            if parent != "\0single" and self._worth_listing(bucket, parent, len(group)):
+                jobs.append(self._list_range(bucket, sorted(group), None, out, groups))
             else:
-                heads.extend(group)
-        jobs.extend(self._head(bucket, key, out) for key in heads)
+                rest.extend(group)
+        jobs.append(self._probe_or_head(bucket, rest, out, groups))
         await asyncio.gather(*jobs)
         for key in keys:
             answers[(bucket, key)] = out.get(key)
+
+    def _worth_listing(self, bucket: str, scope: str, wanted: int) -> bool:
+        """List a directory's range only for enough keys, and (once its size has been seen)
+        only while it holds at most MAX_KEYS_PER_WANTED objects per wanted key."""
+        if wanted < self.list_threshold or bucket in self._list_denied:
+            return False
+        seen = self._range_sizes.get((bucket, scope))
+        return seen is None or seen <= wanted * self.MAX_KEYS_PER_WANTED
+
+    async def _probe_or_head(self, bucket: str, keys: list[str], out: dict[str, bool | None],
+                             groups: dict[str, int]) -> None:
+        """Keys of one group in one directory (a sample's outputs of two steps, side by side)
+        are answered by one small page under their common prefix; the others by a HEAD."""
+        clusters: dict[tuple[str, int], list[str]] = defaultdict(list)
+        heads: list[str] = []
+        for key in keys:
+            group = groups.get(key)
+            if group is None:
+                heads.append(key)
+            else:
+                clusters[(key[:key.rfind("/") + 1], group)].append(key)
+        jobs = []
+        for cluster in clusters.values():
+            if len(cluster) == 1 or bucket in self._list_denied:
+                heads.extend(cluster)
+            else:
+                jobs.append(self._list_range(bucket, sorted(cluster), "/", out, None,
+                                             probe=True))
+        jobs.extend(self._head(bucket, key, out) for key in heads)
+        await asyncio.gather(*jobs)
 
     # ------------------------------------------------------------------ requests
     async def _head(self, bucket: str, key: str, out: dict[str, bool | None]) -> None:
@@ -207,17 +267,26 @@ class S3OutputStore(OutputStore):
         out[prefix] = bool(response.get("KeyCount") or response.get("Contents"))
 
     async def _list_range(self, bucket: str, keys: list[str], delimiter: str | None,
-                          out: dict[str, bool | None]) -> None:
-        """List the key range [keys[0], keys[-1]] (sorted) and answer for every key."""
+                          out: dict[str, bool | None], groups: dict[str, int] | None,
+                          *, probe: bool = False) -> None:
+        """List the key range [keys[0], keys[-1]] (sorted) and answer for every key. A probe
+        lists one small page; keys it did not reach get a HEAD."""
         prefix = os.path.commonprefix(keys)
         wanted = set(keys)
         last_wanted = keys[-1]
         position = ""           # every key <= position has been seen (listing is ordered)
-        pages = 0
+        pages = listed = 0
         left_before = len(keys)
+        scope = keys[0][:keys[0].rfind("/") + 1]
+        if delimiter is None:
+            scope = scope[:scope.rstrip("/").rfind("/") + 1]
         # S3 cannot stop a page at the last wanted key: size pages to the expected range
         # (first guess: a few objects per wanted key, then the density seen so far).
-        max_keys = min(1000, max(self.MIN_PAGE_KEYS, self.FIRST_PAGE_KEYS_PER_WANTED * len(keys)))
+        if probe:
+            max_keys = min(1000, self.PROBE_KEYS_PER_WANTED * len(keys))
+        else:
+            max_keys = min(1000, max(self.MIN_PAGE_KEYS,
+                                     self.FIRST_PAGE_KEYS_PER_WANTED * len(keys)))
         token: str | None = None
         while True:
             params: dict[str, Any] = {"Bucket": bucket, "MaxKeys": max_keys}
@@ -243,7 +312,9 @@ class S3OutputStore(OutputStore):
                         out.update({k: False for k in left})
                         return
                     if code in DENIED_CODES or status == 403:
-                        break                        # may still HEAD objects: fall back
+                        self._list_denied.add(bucket)
+                        probe = True                 # may still HEAD objects: fall back
+                        break
                     out.update({k: None for k in left})
                     return
                 except Exception:  # noqa: BLE001
@@ -256,24 +327,34 @@ class S3OutputStore(OutputStore):
                 position = max(position, key)
             for item in response.get("CommonPrefixes", []) or []:
                 position = max(position, item.get("Prefix", ""))
+            returned = len(response.get("Contents", []) or []) + \
+                len(response.get("CommonPrefixes", []) or [])
+            listed += returned
             token = response.get("NextContinuationToken") if response.get("IsTruncated") \
                 else None
             if token is None or position >= last_wanted:
                 # complete up to (at least) the last wanted key: the rest are absent
                 out.update({k: False for k in keys if k not in out})
+                if not probe:
+                    self._range_sizes[(bucket, scope)] = listed
                 return
             answered_before = len(keys) - left_before
             for k in keys:
                 if k not in out and k <= position:
                     out[k] = False
             left = sum(1 for k in keys if k not in out)
-            returned = len(response.get("Contents", []) or []) + \
-                len(response.get("CommonPrefixes", []) or [])
             answered = (len(keys) - left) - answered_before
             left_before = left
-            if pages >= left:
-                break           # listing no longer cheaper than a HEAD per key left
+            if probe:
+                break
+            # The range's size, extrapolated from the share of wanted keys answered so far.
+            self._range_sizes[(bucket, scope)] = listed * len(keys) // max(1, len(keys) - left)
+            if pages >= left or listed > 2 * self.MAX_KEYS_PER_WANTED * (len(keys) - left):
+                break           # listing no longer cheaper than a request per key left
             density = returned / max(1, answered)
             max_keys = min(1000, max(self.MIN_PAGE_KEYS, int(density * left * 1.25) + 1))
         left_keys = [k for k in keys if k not in out]
-        await asyncio.gather(*(self._head(bucket, k, out) for k in left_keys))
+        if probe or groups is None:
+            await asyncio.gather(*(self._head(bucket, k, out) for k in left_keys))
+        else:
+            await self._probe_or_head(bucket, left_keys, out, groups)

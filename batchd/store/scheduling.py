@@ -305,10 +305,25 @@ class SchedulingQueries(StoreBase):
             "ORDER BY next_check_at, id LIMIT ?", (now, limit))
         return [dict(r) for r in rows]
 
+    async def next_steps_waiting(self, job_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+        """job id -> {id, outputs} of the same sample's next step, if it is WAITING."""
+        found: dict[int, dict[str, Any]] = {}
+        ids = list(job_ids)
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            for r in await self.read(
+                    "SELECT j.id AS previous, n.id, n.outputs FROM jobs j JOIN jobs n "
+                    "ON n.workflow_id = j.workflow_id AND n.sample_id = j.sample_id "
+                    f"AND n.step = j.step + 1 WHERE j.id IN ({','.join('?' * len(chunk))}) "
+                    f"AND n.state = '{WAITING}'", chunk):
+                found[r["previous"]] = {"id": r["id"], "outputs": r["outputs"]}
+        return found
+
     async def apply_checks(self, *, complete: Sequence[tuple[int, bool]],
                            absent: Sequence[int], unknown: Sequence[tuple[int, float]]) -> None:
         """complete: (job_id, skipped) -> COMPLETED and release the next step; absent: READY
-        jobs whose outputs are missing -> QUEUED; unknown: try again at the given time."""
+        jobs whose outputs are missing -> QUEUED (next steps released here included: their
+        outputs were checked with their predecessor's); unknown: try again at that time."""
         now = time.time()
         async with self.transaction() as conn:
             await conn.executemany(

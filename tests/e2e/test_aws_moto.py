@@ -299,6 +299,13 @@ async def test_s3_outputs_list_and_head(backend):
     assert store.head_calls == 4 and store.list_calls == 0
     assert list(result.values()) == [True, False, True, False]
 
+    # one sample's outputs of two steps, grouped: one small page under their common prefix
+    store.head_calls = store.list_calls = 0
+    pair = [f"s3://{BUCKET}/results/S2/S2.vcf", f"s3://{BUCKET}/results/S2/S2.vcf.tbi"]
+    result = await store.exists_many(pair, [pair])
+    assert store.list_calls == 1 and store.head_calls == 0
+    assert list(result.values()) == [True, False]
+
     # "directory" outputs and local paths in the same call
     result = await store.exists_many([f"s3://{BUCKET}/results/", f"s3://{BUCKET}/nothing/",
                                       __file__, "/definitely/not/here.txt"])

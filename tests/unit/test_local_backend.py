@@ -446,7 +446,7 @@ async def test_output_store(tmp_path):
     (locked_dir / "f").write_text("x")
 
     class FakeS3(LocalOutputStore):
-        async def exists_many(self, uris):
+        async def exists_many(self, uris, groups=None):
             return {u: u.endswith("yes") for u in uris}
 
     store = LocalOutputStore()

@@ -104,6 +104,62 @@ async def test_dense_outputs_size_pages_to_the_range():
     assert stub.returned <= 600          # a 1,000-key page parsed 1,000
 
 
+def _pipeline_prefix():
+    return [f"proj/wf/s{i:05d}.step{k}.json" for i in range(10_000) for k in range(3)]
+
+
+async def test_grouped_keys_of_one_sample_cost_one_small_page():
+    """Jobs finishing one by one in a 30,000-object prefix: each sample's output of the step
+    that ran and the next step's (checked together) are answered by one probe of a few keys,
+    and once the prefix is known to be large it is not range-listed again."""
+    keys = [k for k in _pipeline_prefix() if not k.endswith("step2.json")]
+    samples = range(0, 10_000, 333)                      # 31 samples, spread out
+    groups = [[f"s3://b/proj/wf/s{i:05d}.step0.json", f"s3://b/proj/wf/s{i:05d}.step1.json"]
+              for i in samples]
+    last = {u[len("s3://b/"):] for u in groups[-1]}
+    stub = StubS3([k for k in keys if k not in last])   # the last sample's: not written yet
+    store = S3OutputStore(stub)
+    uris = [u for g in groups for u in g]
+    first = await store.exists_many(uris, groups)
+    assert [first[u] for u in uris[:-2]] == [True] * (len(uris) - 2)
+    assert first[uris[-2]] is False and first[uris[-1]] is False
+    # one exploratory range page at most, then one probe per sample
+    assert store.head_calls == 0 and store.list_calls <= len(groups) + 1
+    stub.returned, stub.lists = 0, []
+    again = await store.exists_many(uris, groups)
+    assert again == first
+    assert len(stub.lists) == len(groups)
+    assert stub.returned <= 2 * len(uris)          # no page of unrelated keys parsed
+    assert all(call["MaxKeys"] <= 8 and call["Prefix"].endswith(".step")
+               for call in stub.lists)
+
+
+async def test_ungrouped_sparse_keys_are_heads_once_the_prefix_is_known_large():
+    keys = _pipeline_prefix()
+    wanted = [f"s3://b/proj/wf/s{i:05d}.step2.json" for i in range(0, 10_000, 400)]
+    stub = StubS3(keys)
+    store = S3OutputStore(stub)
+    assert all((await store.exists_many(wanted)).values())
+    stub.returned = 0
+    store.list_calls = store.head_calls = 0
+    assert all((await store.exists_many(wanted)).values())
+    assert store.list_calls == 0 and store.head_calls == len(wanted)
+
+
+async def test_a_prefix_that_shrank_is_listed_again():
+    """The size remembered for a prefix only decides between listing and HEADs: a dense
+    set of wanted keys in a prefix once seen large is still answered correctly."""
+    keys = _pipeline_prefix()
+    stub = StubS3(keys)
+    store = S3OutputStore(stub)
+    sparse = [f"s3://b/proj/wf/s{i:05d}.step2.json" for i in range(0, 10_000, 400)]
+    await store.exists_many(sparse)
+    store.head_calls = 0
+    dense = [f"s3://b/proj/wf/s{i:05d}.step{k}.json" for i in range(10_000) for k in range(3)]
+    result = await store.exists_many(dense)
+    assert all(result.values()) and store.head_calls == 0
+
+
 async def test_errors_are_unknown_never_missing():
     uris = [f"s3://b/proj/s{i}.json" for i in range(3)]
     for error in (_error(403, "403", "HeadObject"), _error(503, "SlowDown", "HeadObject"),
@@ -124,6 +180,16 @@ async def test_list_denied_falls_back_to_head():
     result = await store.exists_many([f"s3://b/{k}" for k in keys])
     assert store.list_calls == 1 and store.head_calls == 20
     assert list(result.values()) == [True] * 10 + [False] * 10
+
+
+async def test_list_denied_is_remembered_for_probes():
+    keys = [f"proj/s{i}.{k}.json" for i in range(20) for k in range(2)]
+    store = S3OutputStore(StubS3(keys, list_error=_error(403, "AccessDenied",
+                                                         "ListObjectsV2")))
+    groups = [[f"s3://b/proj/s{i}.0.json", f"s3://b/proj/s{i}.1.json"] for i in range(20)]
+    result = await store.exists_many([u for g in groups for u in g], groups)
+    assert all(result.values())
+    assert store.list_calls == 1 and store.head_calls == 40
 
 
 async def test_no_client_and_foreign_schemes_are_unknown(tmp_path):

@@ -1,0 +1,85 @@
+"""The output checker on a real SQLite store, with an in-memory output store that records
+what it was asked."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from batchd.checker import Checker
+from batchd.settings import Settings
+from batchd.store import AttemptUpdate, Store
+from batchd.wakeups import Wakeups
+
+from .test_store import make_workflow, plan
+
+
+class RecordingOutputs:
+    def __init__(self, present: set[str]) -> None:
+        self.present = present
+        self.calls: list[tuple[list[str], list[list[str]] | None]] = []
+
+    async def exists_many(self, uris, groups=None):
+        self.calls.append((list(uris), [list(g) for g in groups] if groups else None))
+        return {u: u in self.present for u in uris}
+
+
+class Backend:
+    def __init__(self, outputs) -> None:
+        self.outputs = outputs
+
+
+@pytest.fixture
+async def store(tmp_path):
+    store = await Store.open(tmp_path / "state.sqlite3")
+    yield store
+    await store.close()
+
+
+async def _run_step0(store: Store, wf_id: int) -> list[int]:
+    """Submit the workflow, queue step 0 (outputs absent), and report every step-0 job
+    SUCCEEDED: returns the step-0 job ids, now CHECKING."""
+    await store.submit_workflow(wf_id)
+    ready = await store.jobs_to_check(1e12, 10)
+    await store.apply_checks(complete=[], absent=[j["id"] for j in ready], unknown=[])
+    claims = await store.claim(wf_id, "q", 10, plan)
+    await store.record_submitted([(c.attempt_id, f"id-{c.attempt_id}") for c in claims], 0)
+    due = await store.attempts_due(now=1e12, limit=10)
+    await store.apply_poll([AttemptUpdate(a["id"], a["job_id"], "SUCCEEDED", None, None, 0,
+                                          "stream", 1.0, 2.0, None, 1e13, True) for a in due], [])
+    return [a["job_id"] for a in due]
+
+
+async def test_next_step_is_checked_with_its_predecessor_and_queued_at_once(store):
+    wf_id = await make_workflow(store, samples=("a", "b", "c"))
+    step0 = await _run_step0(store, wf_id)
+    # a's and b's step-0 outputs exist; c's step-1 output exists already (an earlier run).
+    outputs = RecordingOutputs({"/out/a.0", "/out/b.0", "/out/c.0", "/out/c.1"})
+    checker = Checker(store, Backend(outputs), Settings(), Wakeups(), asyncio.Event())
+    assert await checker.cycle() == 3
+    uris, groups = outputs.calls[0]
+    assert sorted(groups) == [["/out/a.0", "/out/a.1"], ["/out/b.0", "/out/b.1"],
+                              ["/out/c.0", "/out/c.1"]]
+    assert sorted(uris) == sorted(u for g in groups for u in g)
+    status = await store.workflow_status(await store.workflow("p", "w"))
+    assert status["steps"][0]["counts"] == {"COMPLETED": 3}
+    # a and b: step 1 queued without a second check; c: READY (present: checked again to
+    # skip it, exactly as a re-run would)
+    assert status["steps"][1]["counts"] == {"QUEUED": 2, "READY": 1}
+    assert len(step0) == 3
+    assert await checker.cycle() == 1
+    assert outputs.calls[1] == (["/out/c.1"], [["/out/c.1"]])
+    status = await store.workflow_status(await store.workflow("p", "w"))
+    assert status["steps"][1]["counts"] == {"QUEUED": 2, "COMPLETED": 1}
+
+
+async def test_missing_outputs_after_success_do_not_release_the_next_step(store):
+    wf_id = await make_workflow(store, samples=("a",))
+    await _run_step0(store, wf_id)
+    outputs = RecordingOutputs(set())          # the job said SUCCEEDED but wrote nothing
+    checker = Checker(store, Backend(outputs), Settings(), Wakeups(), asyncio.Event())
+    await checker.cycle()
+    status = await store.workflow_status(await store.workflow("p", "w"))
+    assert status["steps"][1]["counts"] == {"WAITING": 1}
+    assert "COMPLETED" not in status["steps"][0]["counts"]
