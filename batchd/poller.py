@@ -1,11 +1,12 @@
 """The poller loop: DescribeJobs in batches of 100 for active attempts only.
 
 Attempts carry their own `next_poll_at`, so a cycle touches only what is due (an index range
-scan), never all jobs. Attempts due within a short look-ahead are pulled forward to fill
-batches of 100: ragged batches would multiply API calls per job. Jobs long RUNNABLE are polled
-less often than STARTING/RUNNING ones (nothing happens to them quickly, and AWS's quota is
-shared with SubmitJob). A job DescribeJobs stops returning is looked up by name and otherwise
-declared lost, never polled forever.
+scan), never all jobs. The last batch of a cycle is topped up to 100 with the attempts due
+soonest (within half an interval): ragged batches would multiply API calls per job. Jobs long
+RUNNABLE, and RUNNING jobs younger than their step's shortest success so far, are polled less
+often (nothing but a rare failure can happen to them, and AWS's quota is shared with
+SubmitJob). A job DescribeJobs stops returning is looked up by name and otherwise declared
+lost, never polled forever.
 """
 
 from __future__ import annotations
@@ -26,6 +27,30 @@ from .wakeups import Wakeups, pause
 MISSING_POLLS_BEFORE_LOST = 3
 RUNNABLE_SLOWDOWN = 4.0       # poll long-RUNNABLE jobs this many times less often
 RUNNABLE_PATIENCE = 2.0       # ... once RUNNABLE for this many poll intervals
+YOUNG_SLOWDOWN = 3.0          # poll RUNNING jobs this many times less often while younger
+YOUNG_SHARE = 0.9             # ... than this share of their step's shortest successful run
+YOUNG_MIN_RUNS = 20           # ... once that many of the step's jobs have succeeded
+
+
+class ShortestRuns:
+    """The shortest successful run of each (workflow, step) seen since the daemon started.
+
+    A job RUNNING for less than that can only end by failing (spot reclaim, OOM, error),
+    which is rare: polling it every interval until then was most of the pipeline benchmark's
+    DescribeJobs. Runs are timed on this machine's clock, from the poll that first saw the job
+    RUNNING to the one that saw it succeed (AWS's startedAt is another clock). After a restart
+    the figures are learnt again from the next successes."""
+
+    def __init__(self) -> None:
+        self._runs: dict[tuple[int, int], tuple[int, float]] = {}
+
+    def record(self, key: tuple[int, int], seconds: float) -> None:
+        count, shortest = self._runs.get(key, (0, seconds))
+        self._runs[key] = (count + 1, min(shortest, seconds))
+
+    def shortest(self, key: tuple[int, int]) -> float | None:
+        count, shortest = self._runs.get(key, (0, 0.0))
+        return shortest if count >= YOUNG_MIN_RUNS else None
 
 
 def _seconds(ms: int | None) -> float | None:
@@ -39,6 +64,8 @@ class Poller:
         self.wake, self.stop = wake, stop
         self.log = get_logger(loop="poller")
         self._sem = asyncio.Semaphore(max(1, settings.describe_concurrency))
+        self.runs = ShortestRuns()
+        self._running_since: dict[int, float] = {}   # attempt id -> first poll seeing RUNNING
 
     @property
     def interval(self) -> float:
@@ -55,15 +82,20 @@ class Poller:
         now = time.time()
         lookahead = now + self.interval * 0.5
         limit = DESCRIBE_BATCH * max(1, self.settings.describe_concurrency) * 4
-        due = await self.store.attempts_due(lookahead, limit)
-        # Poll only when something is actually due; then top the batches up from the window.
-        if not due or due[0]["next_poll_at"] > now:
+        # Poll only when something is actually due; then top the last batch up with the jobs
+        # due soonest. Polling the whole look-ahead window each time polled jobs a quarter of
+        # an interval early on average: a third more DescribeJobs than needed.
+        due = await self.store.attempts_due(now, limit, fill_to=DESCRIBE_BATCH,
+                                            fill_until=lookahead)
+        if not due:
             return 0
         batches = [due[i:i + DESCRIBE_BATCH] for i in range(0, len(due), DESCRIBE_BATCH)]
         await asyncio.gather(*(self._poll_batch(batch) for batch in batches))
         return len(due)
 
-    def _next_poll(self, status: JobStatus, runnable_at: float | None, now: float) -> float:
+    def _next_poll(self, status: JobStatus, runnable_at: float | None, now: float,
+                   shortest_run: float | None = None,
+                   running_since: float | None = None) -> float:
         # A job waiting for capacity only needs polling to notice it has started; polling it
         # like a running one was a quarter of all DescribeJobs in the pipeline benchmark. A job
         # that starts is then polled at the full rate, so only jobs shorter than the slowed
@@ -71,6 +103,13 @@ class Poller:
         if (status.status == "RUNNABLE" and runnable_at
                 and now - runnable_at > RUNNABLE_PATIENCE * self.interval):
             return now + self.interval * RUNNABLE_SLOWDOWN
+        # A job younger than its step's shortest success is polled less often until it
+        # reaches that age (a failure before then is seen up to YOUNG_SLOWDOWN intervals
+        # late), and at the full rate from then on.
+        if status.status == "RUNNING" and shortest_run and running_since:
+            grown_up = running_since + YOUNG_SHARE * shortest_run
+            if grown_up > now + self.interval:
+                return min(now + self.interval * YOUNG_SLOWDOWN, grown_up)
         return now + self.interval
 
     async def _poll_batch(self, batch: list[dict[str, Any]]) -> None:
@@ -100,13 +139,21 @@ class Poller:
                 continue
             changed = status.status != attempt["state"]
             runnable_at = now if status.status == "RUNNABLE" else None
+            step = (attempt["workflow_id"], attempt["step"])
+            if status.status == "RUNNING":
+                since = self._running_since.setdefault(attempt["id"], now)
+            else:
+                since = self._running_since.pop(attempt["id"], None)
+                if since is not None and status.status == "SUCCEEDED":
+                    self.runs.record(step, now - since)
             updates.append(AttemptUpdate(
                 attempt_id=attempt["id"], job_id=attempt["job_id"], state=status.status,
                 status_reason=status.status_reason, container_reason=status.container_reason,
                 exit_code=status.exit_code, log_stream=status.log_stream,
                 started_at=_seconds(status.started_at), stopped_at=_seconds(status.stopped_at),
                 runnable_at=runnable_at,
-                next_poll_at=self._next_poll(status, attempt["runnable_at"], now),
+                next_poll_at=self._next_poll(status, attempt["runnable_at"], now,
+                                             self.runs.shortest(step), since),
                 changed=changed, vcpus=status.vcpus, memory=status.memory))
             # The job was cancelled, given up while still queued (unplaceable), or moved on to
             # a newer attempt: this one must not keep running (or start) in the backend.

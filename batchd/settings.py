@@ -66,6 +66,10 @@ class Settings:
     # Jobs in flight (submitted, not finished) per job queue unless the queue has its own cap.
     max_in_flight: int = 1000
     queue_caps: Mapping[str, int] = field(default_factory=dict)
+    # Which queued jobs go first: "breadth" = earlier steps (the shortest makespan when
+    # capacity is the limit: no tail of samples still needing several steps at the end),
+    # "depth" = later steps (samples finish early, one by one).
+    submit_order: str = "breadth"
     submit_concurrency: int = 16
     describe_concurrency: int = 4
     aws_region: str | None = None
@@ -101,7 +105,8 @@ class Settings:
 _TOML_SECTIONS = {
     "aws": {"region": "aws_region", "profile": "aws_profile", "rate_limit": "rate_limit"},
     "local": {"vcpus": "local_vcpus", "memory": "local_memory"},
-    "submit": {"max_in_flight": "max_in_flight", "concurrency": "submit_concurrency"},
+    "submit": {"max_in_flight": "max_in_flight", "concurrency": "submit_concurrency",
+               "order": "submit_order"},
     "poll": {"interval": "poll_interval", "concurrency": "describe_concurrency"},
     "log": {"format": "log_format", "level": "log_level"},
     "stuck": {"factor": "stuck_factor", "cancel_unplaceable": "cancel_unplaceable",
@@ -110,6 +115,7 @@ _TOML_SECTIONS = {
 _RETRY_FIELDS = {f.name: f for f in fields(RetryDefaults)}
 _FIELDS = {f.name: f for f in fields(Settings) if f.name not in ("retry", "queue_caps", "config_file")}
 _CHOICES = {"backend": ("local", "aws"), "log_format": ("auto", "json", "console"),
+            "submit_order": ("breadth", "depth"),
             "log_level": ("debug", "info", "warning", "error")}
 
 

@@ -136,7 +136,8 @@ class Submitter:
             take = min(share, room[queue], BATCH - len(claims))
             if take <= 0:
                 continue
-            got = await self.store.claim(workflow_id, queue, take, build_request)
+            got = await self.store.claim(workflow_id, queue, take, build_request,
+                                         depth_first=self.settings.submit_order == "depth")
             room[queue] -= len(got)
             claims.extend(got)
         return claims

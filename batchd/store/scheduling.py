@@ -72,9 +72,11 @@ class SchedulingQueries(StoreBase):
         return [(row["workflow_id"], row["queue"]) for row in rows]
 
     async def claim(self, workflow_id: int, queue: str, limit: int,
-                    plan: Callable[[dict[str, Any]], dict[str, Any]]) -> list[Claim]:
-        """Turn up to `limit` QUEUED jobs into SUBMITTING attempts. `plan(row)` builds the
-        request (job name, resources, parameters...). Durable before anything is sent."""
+                    plan: Callable[[dict[str, Any]], dict[str, Any]],
+                    depth_first: bool = False) -> list[Claim]:
+        """Turn up to `limit` QUEUED jobs into SUBMITTING attempts, earlier steps first
+        (later steps with `depth_first`). `plan(row)` builds the request (job name,
+        resources, parameters...). Durable before anything is sent."""
         now = time.time()
         async with self.transaction() as conn:
             async with conn.execute(
@@ -86,7 +88,8 @@ class SchedulingQueries(StoreBase):
                 "JOIN projects p ON p.id = w.project_id "
                 "JOIN analyses a ON a.workflow_id = j.workflow_id AND a.step = j.step "
                 "WHERE j.workflow_id = ? AND j.queue = ? AND j.state = 'QUEUED' "
-                "ORDER BY j.step DESC, j.id LIMIT ?", (workflow_id, queue, limit)) as cur:
+                f"ORDER BY j.step {'DESC' if depth_first else 'ASC'}, j.id LIMIT ?",
+                (workflow_id, queue, limit)) as cur:
                 rows = [dict(r) for r in await cur.fetchall()]
             requests = [(row, plan(row)) for row in rows]
             await conn.executemany(
@@ -174,14 +177,24 @@ class SchedulingQueries(StoreBase):
         return orphans
 
     # -- poller -------------------------------------------------------------------------------
-    async def attempts_due(self, now: float, limit: int) -> list[dict[str, Any]]:
-        rows = await self.read(
-            "SELECT a.id, a.job_id, a.backend_job_id, a.job_name, a.queue, a.state, "
-            "a.runnable_at, a.missing_polls, a.memory, a.vcpus, a.timeout, a.next_poll_at, "
-            "j.state AS job_state, j.reason AS job_reason, j.current_attempt_id FROM attempts a "
-            "JOIN jobs j ON j.id = a.job_id "
-            "WHERE a.state IN ('SUBMITTED','PENDING','RUNNABLE','STARTING','RUNNING') "
-            "AND a.next_poll_at <= ? ORDER BY a.next_poll_at LIMIT ?", (now, limit))
+    _DUE_SQL = (
+        "SELECT a.id, a.job_id, a.backend_job_id, a.job_name, a.queue, a.state, "
+        "a.runnable_at, a.missing_polls, a.memory, a.vcpus, a.timeout, a.next_poll_at, "
+        "j.state AS job_state, j.reason AS job_reason, j.current_attempt_id, "
+        "j.workflow_id, j.step FROM attempts a JOIN jobs j ON j.id = a.job_id "
+        "WHERE a.state IN ('SUBMITTED','PENDING','RUNNABLE','STARTING','RUNNING') ")
+
+    async def attempts_due(self, now: float, limit: int, *, fill_to: int = 1,
+                           fill_until: float | None = None) -> list[dict[str, Any]]:
+        """Active attempts due at `now` (soonest first), then, if any, topped up to a
+        multiple of `fill_to` with those due next, up to `fill_until`."""
+        rows = await self.read(self._DUE_SQL + "AND a.next_poll_at <= ? "
+                               "ORDER BY a.next_poll_at LIMIT ?", (now, limit))
+        short = -len(rows) % fill_to
+        if rows and short and fill_until is not None and len(rows) < limit:
+            rows += await self.read(self._DUE_SQL + "AND a.next_poll_at > ? AND "
+                                    "a.next_poll_at <= ? ORDER BY a.next_poll_at LIMIT ?",
+                                    (now, fill_until, min(short, limit - len(rows))))
         return [dict(r) for r in rows]
 
     async def next_poll_time(self) -> float | None:

@@ -34,6 +34,7 @@ def test_defaults_are_usable_without_root(monkeypatch, tmp_path):
 @pytest.mark.parametrize("text, message", [
     ("poll_interval = 'soon'\n", "invalid value 'soon' for poll_interval"),
     ("backend = 'cloud'\n", "expected one of local, aws"),
+    ("[submit]\norder = 'random'\n", "expected one of breadth, depth"),
     ("[aws]\nregoin = 'x'\n", "unknown key [aws] regoin"),
     ("nonsense = 1\n", "unknown setting 'nonsense'"),
     ("backend = \n", "batchd.toml"),
@@ -44,6 +45,14 @@ def test_bad_config_names_file_and_key(tmp_path, text, message):
     with pytest.raises(InvalidInput) as err:
         load_settings({"config_file": str(config)}, env={})
     assert message in err.value.message
+
+
+def test_submit_order_from_toml_and_env(tmp_path):
+    config = tmp_path / "batchd.toml"
+    config.write_text("[submit]\norder = 'depth'\n")
+    assert load_settings({"config_file": str(config)}, env={}).submit_order == "depth"
+    assert load_settings({}, env={"BATCHD_SUBMIT_ORDER": "depth"}).submit_order == "depth"
+    assert load_settings({}, env={}).submit_order == "breadth"
 
 
 def test_bad_env_names_the_variable():

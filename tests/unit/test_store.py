@@ -151,3 +151,41 @@ async def test_list_jobs_paginates_by_cursor(store):
             break
         cursor = nxt
     assert seen == [f"s{i}" for i in range(7)]
+
+
+async def test_claim_takes_earlier_steps_first_unless_depth_first(store):
+    wf_id = await make_workflow(store, samples=("a", "b", "c"), steps=2)
+    await store.submit_workflow(wf_id)
+    # every job QUEUED: step 0 via its READY check, step 1 as if released
+    async with store.transaction() as conn:
+        await conn.execute("UPDATE jobs SET state = 'QUEUED'")
+    rows = await store.read("SELECT id, step FROM jobs ORDER BY id")
+    step_of = {r["id"]: r["step"] for r in rows}
+    breadth = await store.claim(wf_id, "q", 3, plan)
+    assert [step_of[c.job_id] for c in breadth] == [0, 0, 0]
+    depth = await store.claim(wf_id, "q", 2, plan, depth_first=True)
+    assert [step_of[c.job_id] for c in depth] == [1, 1]
+    plan_rows = await store.read(
+        "EXPLAIN QUERY PLAN SELECT id FROM jobs j WHERE j.workflow_id = 1 AND j.queue = 'q' "
+        "AND j.state = 'QUEUED' ORDER BY j.step ASC, j.id LIMIT 10")
+    assert not any("TEMP B-TREE" in r["detail"] for r in plan_rows), [dict(r) for r in plan_rows]
+
+
+async def test_attempts_due_are_topped_up_to_whole_batches(store):
+    wf_id = await make_workflow(store, samples=tuple(f"s{i}" for i in range(12)), steps=1)
+    await store.submit_workflow(wf_id)
+    ready = await store.jobs_to_check(1e12, 100)
+    await store.apply_checks(complete=[], absent=[j["id"] for j in ready], unknown=[])
+    claims = await store.claim(wf_id, "q", 100, plan)
+    await store.record_submitted([(c.attempt_id, f"id-{c.attempt_id}") for c in claims], 0)
+    async with store.transaction() as conn:       # due at 10, 11, ... 21
+        await conn.executemany("UPDATE attempts SET next_poll_at = ? WHERE id = ?",
+                               [(10 + i, c.attempt_id) for i, c in enumerate(claims)])
+    assert await store.attempts_due(9.5, 100, fill_to=5, fill_until=30) == []
+    due = await store.attempts_due(11, 100, fill_to=5, fill_until=30)
+    assert [a["next_poll_at"] for a in due] == [10, 11, 12, 13, 14]
+    due = await store.attempts_due(11, 100, fill_to=5, fill_until=12.5)
+    assert [a["next_poll_at"] for a in due] == [10, 11, 12]      # only within the window
+    due = await store.attempts_due(14, 100, fill_to=5, fill_until=30)
+    assert len(due) == 5 and {"workflow_id", "step"} <= set(due[0])
+
