@@ -119,8 +119,9 @@ class ControlQueries(StoreBase):
         return out
 
     async def queue_counts(self) -> dict[str, dict[str, int]]:
-        rows = await self.read(f"SELECT queue, state, count(*) AS n FROM jobs "
-                               f"WHERE state IN ({_q((*ACTIVE,))}) GROUP BY queue, state")
+        rows = await self.read(f"SELECT queue, state, sum(n) AS n FROM job_counts "
+                               f"WHERE state IN ({_q((*ACTIVE,))}) GROUP BY queue, state "
+                               "HAVING sum(n) > 0")
         out: dict[str, dict[str, int]] = {}
         for r in rows:
             out.setdefault(r["queue"], {})[r["state"]] = r["n"]

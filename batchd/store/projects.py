@@ -118,8 +118,9 @@ class ProjectQueries(StoreBase):
 
     # -- read side ----------------------------------------------------------------------------
     async def workflow_status(self, workflow: sqlite3.Row) -> dict[str, Any]:
-        rows = await self.read("SELECT step, state, count(*) AS n FROM jobs "
-                               "WHERE workflow_id = ? GROUP BY step, state", (workflow["id"],))
+        rows = await self.read("SELECT step, state, sum(n) AS n FROM job_counts "
+                               "WHERE workflow_id = ? GROUP BY step, state HAVING sum(n) > 0",
+                               (workflow["id"],))
         analyses = await self.analyses(workflow["id"])
         steps = {a["step"]: {"step": a["step"], "description": a["description"],
                              "job_definition": a["job_definition"], "queue": a["queue"],
@@ -145,8 +146,8 @@ class ProjectQueries(StoreBase):
             "p.name AS project_name FROM workflows w JOIN projects p ON p.id = w.project_id "
             "ORDER BY p.name, w.name")
         counts: dict[int, dict[str, int]] = {}
-        for row in await self.read("SELECT workflow_id, state, count(*) AS n FROM jobs "
-                                   "GROUP BY workflow_id, state"):
+        for row in await self.read("SELECT workflow_id, state, sum(n) AS n FROM job_counts "
+                                   "GROUP BY workflow_id, state HAVING sum(n) > 0"):
             counts.setdefault(row["workflow_id"], {})[row["state"]] = row["n"]
         result = []
         for wf in workflows:

@@ -51,8 +51,9 @@ class AttemptUpdate:
 class SchedulingQueries(StoreBase):
     # -- submitter ----------------------------------------------------------------------------
     async def in_flight_by_queue(self) -> dict[str, int]:
-        rows = await self.read(f"SELECT queue, count(*) AS n FROM jobs "
-                               f"WHERE state IN ({_IN_FLIGHT_SQL}) GROUP BY queue")
+        rows = await self.read(f"SELECT queue, sum(n) AS n FROM job_counts "
+                               f"WHERE state IN ({_IN_FLIGHT_SQL}) GROUP BY queue "
+                               "HAVING sum(n) > 0")
         return {row["queue"]: row["n"] for row in rows}
 
     async def queued_groups(self) -> list[tuple[int, str]]:

@@ -189,3 +189,47 @@ async def test_attempts_due_are_topped_up_to_whole_batches(store):
     due = await store.attempts_due(14, 100, fill_to=5, fill_until=30)
     assert len(due) == 5 and {"workflow_id", "step"} <= set(due[0])
 
+
+async def _counts_match(store: Store) -> None:
+    truth = {tuple(r) for r in await store.read(
+        "SELECT workflow_id, step, queue, state, count(*) FROM jobs "
+        "GROUP BY workflow_id, step, queue, state")}
+    kept = {tuple(r) for r in await store.read(
+        "SELECT workflow_id, step, queue, state, n FROM job_counts WHERE n != 0")}
+    assert kept == truth
+
+
+async def test_job_counts_follow_every_transition(store):
+    wf_id = await make_workflow(store, samples=("a", "b", "c"))
+    await _counts_match(store)
+    await store.submit_workflow(wf_id)
+    ready = await store.jobs_to_check(1e12, 10)
+    await store.apply_checks(complete=[(ready[0]["id"], True)],
+                             absent=[j["id"] for j in ready[1:]], unknown=[])
+    await _counts_match(store)
+    claims = await store.claim(wf_id, "q", 10, plan)
+    await store.record_submitted([(c.attempt_id, f"id-{c.attempt_id}") for c in claims], 0)
+    assert await store.in_flight_by_queue() == {"q": len(claims)}
+    async with store.transaction() as conn:          # a job moved to another queue
+        await conn.execute("UPDATE jobs SET queue = 'big' WHERE id = ?", (claims[0].job_id,))
+    await _counts_match(store)
+    assert await store.in_flight_by_queue() == {"q": len(claims) - 1, "big": 1}
+    status = await store.workflow_status(await store.workflow("p", "w"))
+    assert sum(status["counts"].values()) == 6 and status["counts"]["SUBMITTED"] == 2
+    assert [d["counts"] for d in await store.dashboard()] == [status["counts"]]
+
+
+async def test_job_counts_are_filled_for_an_existing_database(tmp_path):
+    path = tmp_path / "s.sqlite3"
+    store = await Store.open(path)
+    await make_workflow(store, samples=("a", "b"))
+    async with store.transaction() as conn:           # as if created before migration 0005
+        await conn.execute("DROP TABLE job_counts")
+        for trigger in ("insert", "update", "delete"):
+            await conn.execute(f"DROP TRIGGER job_counts_{trigger}")
+        await conn.execute("DELETE FROM schema_migrations WHERE version = 5")
+    await store.close()
+    store = await Store.open(path)
+    await _counts_match(store)
+    assert (await store.read_one("SELECT sum(n) AS n FROM job_counts"))["n"] == 4
+    await store.close()
