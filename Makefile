@@ -8,7 +8,8 @@ BIN := $(VENV)/bin
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[test]"
+	# compat: a plain path in a .pth file, not an import hook run at every Python start
+	$(BIN)/pip install --quiet -e ".[test]" --config-settings editable_mode=compat
 	touch $@
 
 install: $(BIN)/.installed

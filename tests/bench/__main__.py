@@ -54,12 +54,25 @@ def scenarios_for(args: argparse.Namespace):
     return [dataclasses.replace(s, **changes) for s in runs]
 
 
+def compile_bytecode() -> None:
+    """Compile batchd's and batchctl's bytecode, as `pip install` does: a source checkout
+    under PYTHONDONTWRITEBYTECODE (or with stale .pyc files) would recompile batchctl at every
+    call, ~20 ms of each `status` measured."""
+    import compileall
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    for package in ("batchd", "batchctl"):
+        compileall.compile_dir(str(root / package), quiet=1)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     runs = scenarios_for(args)
     if not runs:
         print("no scenario selected", file=sys.stderr)
         return 2
+    compile_bytecode()
     entries = run_all(runs, keep=args.keep)
     report = finish(entries, machine(), {k: v for k, v in vars(args).items()})
     write_json(report, args.report)
