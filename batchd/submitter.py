@@ -86,6 +86,9 @@ class Submitter:
         # previous one is still waiting for its last answers, so the rate budget never idles
         # between batches (with one batch at a time ~5 % of it was lost at 45 TPS).
         sending: set[asyncio.Task] = set()
+        # One waiter for the stop request: a new one per wait stayed pending (and registered
+        # on the event) until shutdown, one more for every batch sent.
+        stopping = asyncio.ensure_future(self.stop.wait())
         try:
             while not self.stop.is_set():
                 for task in [t for t in sending if t.done()]:
@@ -97,11 +100,12 @@ class Submitter:
                         sending.add(asyncio.create_task(self._send(work)))
                         continue
                 if sending:
-                    await asyncio.wait(sending | {asyncio.ensure_future(self.stop.wait())},
-                                       timeout=1.0, return_when=asyncio.FIRST_COMPLETED)
+                    await asyncio.wait(sending | {stopping}, timeout=1.0,
+                                       return_when=asyncio.FIRST_COMPLETED)
                 else:
                     await pause(self.wake.submitter, self.stop, 1.0)
         finally:
+            stopping.cancel()
             # Let sends in progress finish and record their answers (graceful stop); on
             # cancellation they are cancelled too and reconciled by name at the next start.
             if sending:
