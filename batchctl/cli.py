@@ -160,13 +160,17 @@ _VALUE_OPTIONS = ("--socket", "--request-timeout")
 
 
 def command_word(argv: list[str]) -> str | None:
-    """The sub-command named on the command line (skipping global options), if any."""
+    """The sub-command named on the command line (skipping global options), if any. None
+    when help is asked for before it (the top-level help lists every command)."""
     tokens = iter(argv)
     for token in tokens:
         if token == "--":
             return next(tokens, None)
-        if token in _VALUE_OPTIONS:
-            next(tokens, None)
+        if token in ("-h", "--help"):
+            return None
+        if token.startswith("--") and "=" not in token \
+                and any(option.startswith(token) for option in _VALUE_OPTIONS):
+            next(tokens, None)          # --socket PATH (argparse accepts --sock PATH too)
         elif not token.startswith("-"):
             return token
     return None

@@ -133,12 +133,18 @@ class Poller:
             status = by_id.get(attempt["backend_job_id"])
             if status is None:
                 if attempt["missing_polls"] + 1 >= MISSING_POLLS_BEFORE_LOST:
+                    self._running_since.pop(attempt["id"], None)
                     lost.append(attempt)
                 else:
                     missing.append((attempt["id"], now + self.interval))
                 continue
             changed = status.status != attempt["state"]
             runnable_at = now if status.status == "RUNNABLE" else None
+            # The job was cancelled, given up while still queued (unplaceable), or moved on to
+            # a newer attempt: this one must not keep running (or start) in the backend (and
+            # a throttled cancel is repeated at the next poll: no young-job slowdown then).
+            superseded = attempt["current_attempt_id"] != attempt["id"]
+            unwanted = superseded or attempt["job_state"] in ("CANCELLED", "FAILED")
             step = (attempt["workflow_id"], attempt["step"])
             if status.status == "RUNNING":
                 since = self._running_since.setdefault(attempt["id"], now)
@@ -153,13 +159,10 @@ class Poller:
                 started_at=_seconds(status.started_at), stopped_at=_seconds(status.stopped_at),
                 runnable_at=runnable_at,
                 next_poll_at=self._next_poll(status, attempt["runnable_at"], now,
-                                             self.runs.shortest(step), since),
+                                             None if unwanted else self.runs.shortest(step),
+                                             since),
                 changed=changed, vcpus=status.vcpus, memory=status.memory))
-            # The job was cancelled, given up while still queued (unplaceable), or moved on to
-            # a newer attempt: this one must not keep running (or start) in the backend.
-            superseded = attempt["current_attempt_id"] != attempt["id"]
-            if (superseded or attempt["job_state"] in ("CANCELLED", "FAILED")) \
-                    and not status.terminal:
+            if unwanted and not status.terminal:
                 cancels.append((attempt, status))
             if changed:
                 self.log.debug("job_state_changed", job_id=status.job_id,

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any, Callable
@@ -97,7 +98,8 @@ class S3OutputStore(OutputStore):
         self.unknown_answers = 0
         # (bucket, directory) -> objects seen in its last range listing (see _worth_listing)
         self._range_sizes: dict[tuple[str, str], int] = {}
-        self._list_denied: set[str] = set()     # buckets where ListObjectsV2 gave 403
+        # bucket -> when ListObjectsV2 gave 403 (only HEADs there for LIST_DENIED_SECONDS)
+        self._list_denied: dict[str, float] = {}
 
     @property
     def counters(self) -> dict[str, int]:
@@ -121,6 +123,7 @@ class S3OutputStore(OutputStore):
     # by one in a 30,000-object prefix) are HEADed, or probed per group with one small page.
     MAX_KEYS_PER_WANTED = 50
     PROBE_KEYS_PER_WANTED = 4
+    LIST_DENIED_SECONDS = 600.0     # a 403 may pass (a policy being fixed, a skewed clock)
 
     # ------------------------------------------------------------------ entry point
     async def exists_many(self, uris: list[str],
@@ -201,10 +204,14 @@ class S3OutputStore(OutputStore):
     def _worth_listing(self, bucket: str, scope: str, wanted: int) -> bool:
         """List a directory's range only for enough keys, and (once its size has been seen)
         only while it holds at most MAX_KEYS_PER_WANTED objects per wanted key."""
-        if wanted < self.list_threshold or bucket in self._list_denied:
+        if wanted < self.list_threshold or self._denied(bucket):
             return False
         seen = self._range_sizes.get((bucket, scope))
         return seen is None or seen <= wanted * self.MAX_KEYS_PER_WANTED
+
+    def _denied(self, bucket: str) -> bool:
+        since = self._list_denied.get(bucket)
+        return since is not None and time.monotonic() - since < self.LIST_DENIED_SECONDS
 
     async def _probe_or_head(self, bucket: str, keys: list[str], out: dict[str, bool | None],
                              groups: dict[str, int]) -> None:
@@ -220,7 +227,7 @@ class S3OutputStore(OutputStore):
                 clusters[(key[:key.rfind("/") + 1], group)].append(key)
         jobs = []
         for cluster in clusters.values():
-            if len(cluster) == 1 or bucket in self._list_denied:
+            if len(cluster) == 1 or self._denied(bucket):
                 heads.extend(cluster)
             else:
                 jobs.append(self._list_range(bucket, sorted(cluster), "/", out, None,
@@ -312,7 +319,7 @@ class S3OutputStore(OutputStore):
                         out.update({k: False for k in left})
                         return
                     if code in DENIED_CODES or status == 403:
-                        self._list_denied.add(bucket)
+                        self._list_denied[bucket] = time.monotonic()
                         probe = True                 # may still HEAD objects: fall back
                         break
                     out.update({k: None for k in left})

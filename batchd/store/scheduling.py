@@ -347,7 +347,8 @@ class SchedulingQueries(StoreBase):
             await conn.executemany(
                 f"UPDATE jobs SET state = '{READY}', next_check_at = 0, updated_at = ? "
                 f"WHERE state = '{WAITING}' AND (workflow_id, sample_id, step) = "
-                f"(SELECT workflow_id, sample_id, step + 1 FROM jobs WHERE id = ?)",
+                f"(SELECT workflow_id, sample_id, step + 1 FROM jobs WHERE id = ? "
+                f"AND state = '{COMPLETED}')",
                 [(now, job_id) for job_id, _ in complete])
             await conn.executemany(
                 f"UPDATE jobs SET state = '{QUEUED}', updated_at = ? "

@@ -14,6 +14,8 @@ from batchctl.cli import build_parser, command_word
     (["--socket=/s", "--debug", "dashboard"], "dashboard"),
     (["--request-timeout", "5", "daemon", "status"], "daemon"),
     (["--", "status"], "status"),
+    (["--sock", "status", "dashboard"], "dashboard"),     # argparse's prefix of --socket
+    (["-h", "status"], None),                              # top-level help: every command
     (["--help"], None),
     ([], None),
 ])

@@ -83,3 +83,14 @@ async def test_missing_outputs_after_success_do_not_release_the_next_step(store)
     status = await store.workflow_status(await store.workflow("p", "w"))
     assert status["steps"][1]["counts"] == {"WAITING": 1}
     assert "COMPLETED" not in status["steps"][0]["counts"]
+
+
+async def test_a_job_cancelled_while_checking_does_not_release_its_next_step(store):
+    wf_id = await make_workflow(store, samples=("a",))
+    step0 = await _run_step0(store, wf_id)
+    async with store.transaction() as conn:        # `batchctl cancel` during the check
+        await conn.execute("UPDATE jobs SET state = 'CANCELLED' WHERE id = ?", (step0[0],))
+    await store.apply_checks(complete=[(step0[0], False)], absent=[], unknown=[])
+    status = await store.workflow_status(await store.workflow("p", "w"))
+    assert status["steps"][0]["counts"] == {"CANCELLED": 1}
+    assert status["steps"][1]["counts"] == {"WAITING": 1}

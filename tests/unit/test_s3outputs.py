@@ -190,6 +190,9 @@ async def test_list_denied_is_remembered_for_probes():
     result = await store.exists_many([u for g in groups for u in g], groups)
     assert all(result.values())
     assert store.list_calls == 1 and store.head_calls == 40
+    store.LIST_DENIED_SECONDS = 0            # a 403 is not remembered forever
+    await store.exists_many([u for g in groups for u in g], groups)
+    assert store.list_calls > 1
 
 
 async def test_no_client_and_foreign_schemes_are_unknown(tmp_path):
