@@ -39,14 +39,20 @@ def _round(value: float | None, scale: float) -> float | None:
 
 
 # ------------------------------------------------------------------------------ /proc
-def proc_cpu_seconds(pid: int) -> float | None:
-    """utime + stime of a live process (seconds)."""
+def proc_cpu_times(pid: int) -> tuple[float, float] | None:
+    """(utime, stime) of a live process (seconds): user code vs the kernel (I/O, syscalls)."""
     try:
         text = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
     fields = text.rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK    # fields 14, 15 of proc(5)
+    return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK   # fields 14, 15 of proc(5)
+
+
+def proc_cpu_seconds(pid: int) -> float | None:
+    """utime + stime of a live process (seconds)."""
+    times = proc_cpu_times(pid)
+    return None if times is None else times[0] + times[1]
 
 
 def proc_memory_kib(pid: int) -> dict[str, int]:
@@ -69,6 +75,7 @@ class ProcSampler:
         self.pid, self.interval = pid, interval
         self.peak_rss_kib = 0
         self.last_cpu: float | None = None
+        self.last_system: float | None = None     # the kernel's share of last_cpu
         self.cpu_at_start = proc_cpu_seconds(pid)
         self.samples: list[tuple[float, float | None, int]] = []   # (t, cpu, rss)
         self._stop = threading.Event()
@@ -80,9 +87,10 @@ class ProcSampler:
 
     def sample(self) -> None:
         mem = proc_memory_kib(self.pid)
-        cpu = proc_cpu_seconds(self.pid)
-        if cpu is not None:
-            self.last_cpu = cpu
+        times = proc_cpu_times(self.pid)
+        cpu = None if times is None else times[0] + times[1]
+        if times is not None:
+            self.last_cpu, self.last_system = cpu, times[1]
         rss = mem.get("VmRSS", 0)
         self.peak_rss_kib = max(self.peak_rss_kib, rss, mem.get("VmHWM", 0))
         self.samples.append((time.monotonic(), cpu, rss))
@@ -101,6 +109,8 @@ class ProcSampler:
 
     def result(self) -> dict[str, Any]:
         return {"cpu_seconds": None if self.last_cpu is None else round(self.last_cpu, 2),
+                "system_cpu_seconds": None if self.last_system is None
+                else round(self.last_system, 2),
                 "peak_rss_mb": round(self.peak_rss_kib / 1024, 1),
                 "rss_mb_now": round(self.samples[-1][2] / 1024, 1) if self.samples else None}
 
