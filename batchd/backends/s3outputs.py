@@ -180,7 +180,8 @@ class S3OutputStore(OutputStore):
             if len(group) < self.list_threshold:
                 sparse.extend(group)
             elif self._worth_listing(bucket, directory, len(group)):
-                jobs.append(self._list_range(bucket, sorted(group), "/", out, groups))
+                jobs.append(self._list_range(bucket, sorted(group), "/", out, groups,
+                                             scope=directory))
             else:
                 rest.extend(group)
         by_parent: dict[str, list[str]] = defaultdict(list)
@@ -193,7 +194,8 @@ class S3OutputStore(OutputStore):
                 by_parent[parent].append(key)
         for parent, group in by_parent.items():
             if parent != "\0single" and self._worth_listing(bucket, parent, len(group)):
-                jobs.append(self._list_range(bucket, sorted(group), None, out, groups))
+                jobs.append(self._list_range(bucket, sorted(group), None, out, groups,
+                                             scope=parent))
             else:
                 rest.extend(group)
         jobs.append(self._probe_or_head(bucket, rest, out, groups))
@@ -230,8 +232,7 @@ class S3OutputStore(OutputStore):
             if len(cluster) == 1 or self._denied(bucket):
                 heads.extend(cluster)
             else:
-                jobs.append(self._list_range(bucket, sorted(cluster), "/", out, None,
-                                             probe=True))
+                jobs.append(self._list_range(bucket, sorted(cluster), "/", out, None))
         jobs.extend(self._head(bucket, key, out) for key in heads)
         await asyncio.gather(*jobs)
 
@@ -275,18 +276,17 @@ class S3OutputStore(OutputStore):
 
     async def _list_range(self, bucket: str, keys: list[str], delimiter: str | None,
                           out: dict[str, bool | None], groups: dict[str, int] | None,
-                          *, probe: bool = False) -> None:
-        """List the key range [keys[0], keys[-1]] (sorted) and answer for every key. A probe
-        lists one small page; keys it did not reach get a HEAD."""
+                          *, scope: str | None = None) -> None:
+        """List the key range [keys[0], keys[-1]] (sorted) and answer for every key, and
+        remember how many objects the `scope` (the directory planned) holds. Without a scope
+        it is a probe: one small page; keys it did not reach get a HEAD."""
+        probe = scope is None
         prefix = os.path.commonprefix(keys)
         wanted = set(keys)
         last_wanted = keys[-1]
         position = ""           # every key <= position has been seen (listing is ordered)
         pages = listed = 0
         left_before = len(keys)
-        scope = keys[0][:keys[0].rfind("/") + 1]
-        if delimiter is None:
-            scope = scope[:scope.rstrip("/").rfind("/") + 1]
         # S3 cannot stop a page at the last wanted key: size pages to the expected range
         # (first guess: a few objects per wanted key, then the density seen so far).
         if probe:
