@@ -48,7 +48,8 @@ def make_backend(settings: Settings) -> Backend:
         from .backends.aws import AwsBackend
         from .ratelimit import RateBudget
         return AwsBackend(budget=RateBudget(settings.rate_limit), region=settings.aws_region,
-                          profile=settings.aws_profile, log=get_logger(component="aws"))
+                          profile=settings.aws_profile, log=get_logger(component="aws"),
+                          direct_calls=settings.aws_direct_calls)
     from .backends.local import LocalBackend
     return LocalBackend(settings.state_dir, vcpus=settings.local_vcpus,
                         memory=settings.local_memory, log=get_logger(component="local"))

@@ -28,7 +28,8 @@ from .settings import Settings, load_settings
 log = get_logger(component="reload")
 
 # Built into long-lived objects at start-up: changing them needs a restart.
-RESTART_ONLY = ("socket", "state_dir", "backend", "aws_region", "aws_profile", "local_vcpus",
+RESTART_ONLY = ("socket", "state_dir", "backend", "aws_region", "aws_profile",
+                "aws_direct_calls", "local_vcpus",
                 "local_memory", "submit_concurrency", "describe_concurrency", "log_format",
                 "max_request_bytes", "shutdown_timeout", "config_file")
 

@@ -74,6 +74,9 @@ class Settings:
     describe_concurrency: int = 4
     aws_region: str | None = None
     aws_profile: str | None = None
+    # SubmitJob and DescribeJobs signed and sent by batchd itself (backends/aws_direct.py)
+    # rather than through aiobotocore's generic call path; false = aiobotocore for every call.
+    aws_direct_calls: bool = True
     local_vcpus: float = float(os.cpu_count() or 1)
     local_memory: int = field(default_factory=_total_memory_mib)
     retry: RetryDefaults = field(default_factory=RetryDefaults)
@@ -103,7 +106,8 @@ class Settings:
 
 # TOML layout -> flat field names. Sections keep the file readable for admins.
 _TOML_SECTIONS = {
-    "aws": {"region": "aws_region", "profile": "aws_profile", "rate_limit": "rate_limit"},
+    "aws": {"region": "aws_region", "profile": "aws_profile", "rate_limit": "rate_limit",
+            "direct_calls": "aws_direct_calls"},
     "local": {"vcpus": "local_vcpus", "memory": "local_memory"},
     "submit": {"max_in_flight": "max_in_flight", "concurrency": "submit_concurrency",
                "order": "submit_order"},

@@ -36,6 +36,7 @@ from .. import __version__
 from ..errors import PermanentBackendError, Throttled, TransientBackendError
 from ..ratelimit import Priority, RateBudget
 from . import fastparse
+from .aws_direct import DirectCalls
 from .aws_shapes import custom_log_group, job_status_from_detail, submit_params
 from .aws_errors import classify_client_error
 from .base import DESCRIBE_BATCH, Backend, JobStatus, QueueInfo, SubmitRequest
@@ -65,7 +66,8 @@ class AwsBackend(Backend):
     def __init__(self, *, budget: RateBudget, region: str | None = None,
                  profile: str | None = None, log=None, s3_concurrency: int = 32,
                  log_group: str = "/aws/batch/job", connect_timeout: float = 10.0,
-                 read_timeout: float = 60.0, max_pool_connections: int = 50) -> None:
+                 read_timeout: float = 60.0, max_pool_connections: int = 50,
+                 direct_calls: bool = True) -> None:
         self.budget = budget
         self.region = region
         self.profile = profile
@@ -75,10 +77,12 @@ class AwsBackend(Backend):
         self.read_timeout = read_timeout
         self.max_pool_connections = max_pool_connections
         self.s3_concurrency = s3_concurrency
+        self.direct_calls = direct_calls   # SubmitJob/DescribeJobs by aws_direct.py
         self.outputs = S3OutputStore(None, concurrency=s3_concurrency, log=log)
         self._stack: contextlib.AsyncExitStack | None = None
         self._session: AioSession | None = None
         self.batch: Any = None
+        self.direct: DirectCalls | None = None
         self.s3: Any = None
         self.logs: Any = None
         self._logs_sem = asyncio.Semaphore(self.LOGS_CONCURRENCY)
@@ -123,6 +127,8 @@ class AwsBackend(Backend):
             batch_config = batch_config.merge(AioConfig(parameter_validation=False))
             self.batch = await stack.enter_async_context(session.create_client(
                 "batch", region_name=region, config=batch_config))
+            if self.direct_calls:
+                self.direct = DirectCalls(self.batch, log=self.log)
             s3_pool = max(self.max_pool_connections, self.s3_concurrency)
             s3_retries = {"mode": "standard", "total_max_attempts": 3}
             s3_client = session.create_client(
@@ -162,6 +168,7 @@ class AwsBackend(Backend):
         if stack is not None:
             await stack.aclose()
         self.batch = self.s3 = self.logs = None
+        self.direct = None
         self.outputs.client = None
         await self.budget.aclose()      # no dispatcher task left behind at loop shutdown
 
@@ -178,7 +185,11 @@ class AwsBackend(Backend):
             if operation not in UNVALIDATED:
                 validate_parameters(params, self.batch.meta.service_model.operation_model(
                     operation).input_shape)
-            response = await method(**params)
+            direct = self.direct
+            if direct is not None and direct.ready(operation):
+                response = await direct.call(operation, params)
+            else:
+                response = await method(**params)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - everything is classified

@@ -191,6 +191,34 @@ async def test_submit_rejected_in_plain_words(backend, jobdef):
     assert not info.value.retryable
 
 
+async def test_direct_calls_are_stored_like_botocores(backend, jobdef, moto_url):
+    """The first SubmitJob goes through aiobotocore, later ones through aws_direct.py: moto
+    must accept both and store the same job; a rejection reads the same on both paths."""
+    tags = {"batchd:project": "p", "batchd:sample": "s1"}
+    kw = dict(parameters={"sample": "s1"}, vcpus=2, memory=4096, command=["run.sh", "é"],
+              environment={"SAMPLE": "s1"}, timeout=3600, tags=tags)
+    prefix = uuid.uuid4().hex[:8]
+    ids = [await backend.submit(request(f"{prefix}-{i}", **kw)) for i in range(3)]
+    assert backend.direct.calls == 2
+    details = raw_batch(moto_url).describe_jobs(jobs=ids)["jobs"]
+    keep = ("parameters", "timeout", "tags", "jobQueue", "jobDefinition")
+    stored = [({k: d.get(k) for k in keep}, d["container"]["command"],
+               [e for e in d["container"]["environment"]      # moto adds the job's own id
+                if not e["name"].startswith("AWS_BATCH_")]) for d in details]
+    assert stored[0] == stored[1] == stored[2]
+    assert stored[0][1] == ["run.sh", "é"]
+    statuses = await backend.describe(ids)            # DescribeJobs: learnt, then direct
+    statuses += await backend.describe(ids)
+    assert backend.direct.calls == 3
+    assert statuses[:3] == statuses[3:]
+    with pytest.raises(PermanentBackendError) as info:
+        await backend.submit(request("bad-2", job_definition=f"{JOBDEF}:14"))
+    assert backend.direct.calls == 4
+    assert str(info.value) == (
+        f"AWS Batch rejected job bad-2: Job definition {JOBDEF}:14 does not exist")
+    assert info.value.aws_code == "ClientException"
+
+
 async def test_describe_in_batches_of_100(backend, jobdef):
     prefix = uuid.uuid4().hex[:8]
     ids = await asyncio.gather(*(backend.submit(request(f"{prefix}-{i}")) for i in range(150)))

@@ -125,10 +125,11 @@ def test_submit_params_are_valid_for_botocore_model(request_):
 
 # --------------------------------------------------------------------------- socket level
 class MisbehavingServer:
-    """Reads one HTTP request per connection, counts it, then does `mode`."""
+    """Reads one HTTP request per connection, counts it, then does `mode` (after answering
+    the first `good` requests with a job: that teaches aws_direct.py the route)."""
 
-    def __init__(self, mode: str) -> None:
-        self.mode = mode
+    def __init__(self, mode: str, good: int = 0) -> None:
+        self.mode, self.good = mode, good
         self.requests: list[str] = []
         self.server: asyncio.base_events.Server | None = None
 
@@ -150,6 +151,12 @@ class MisbehavingServer:
                                if h.lower().startswith("content-length:")), 0)
                 await reader.readexactly(length)
                 self.requests.append(lines[0])
+                if len(self.requests) <= self.good:
+                    body = json.dumps({"jobId": "j-1", "jobName": "n", "jobArn": "a"}).encode()
+                    writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                                 b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+                    await writer.drain()
+                    continue
                 if self.mode == "close":
                     writer.transport.abort()                      # reset, no answer
                     return
@@ -183,9 +190,11 @@ def fake_env(monkeypatch, tmp_path):
     return monkeypatch
 
 
-async def submit_against(mode: str, fake_env) -> tuple[Exception, MisbehavingServer,
-                                                        RateBudget]:
-    server = MisbehavingServer(mode)
+async def submit_against(mode: str, fake_env, path: str = "aiobotocore"
+                         ) -> tuple[Exception, MisbehavingServer, RateBudget]:
+    """The failure on either call path: aiobotocore's (the first SubmitJob always takes it)
+    or aws_direct.py's (every later one), which must fail in exactly the same way."""
+    server = MisbehavingServer(mode, good=1 if path == "direct" else 0)
     async with server as url:
         fake_env.setenv("AWS_ENDPOINT_URL_BATCH", url)
         budget = RateBudget(100.0)
@@ -193,17 +202,27 @@ async def submit_against(mode: str, fake_env) -> tuple[Exception, MisbehavingSer
                              connect_timeout=1.0)
         await backend.start()
         try:
+            if path == "direct":
+                assert await backend.submit(SubmitRequest(job_name="ok", queue="q",
+                                                          job_definition="d")) == "j-1"
+                assert backend.direct is not None and backend.direct.ready("SubmitJob")
             with pytest.raises(Exception) as info:
                 await backend.submit(SubmitRequest(job_name="p-w-s1-0-a1", queue="q",
                                                    job_definition="d"))
+            assert backend.direct.calls == (1 if path == "direct" else 0)
         finally:
             await backend.close()
+    del server.requests[:server.good]
     return info.value, server, budget
 
 
+PATHS = ["aiobotocore", "direct"]
+
+
+@pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("mode", ["close", "fin", "hang", "500"])
-async def test_submit_outcome_unknown_single_request(mode, fake_env):
-    error, server, budget = await submit_against(mode, fake_env)
+async def test_submit_outcome_unknown_single_request(mode, path, fake_env):
+    error, server, budget = await submit_against(mode, fake_env, path)
     assert type(error) is SubmitOutcomeUnknown, repr(error)
     assert "look it up by name" in error.message
     assert len(server.requests) == 1                  # botocore did not retry
@@ -211,17 +230,20 @@ async def test_submit_outcome_unknown_single_request(mode, fake_env):
     assert budget.server_errors == (1 if mode == "500" else 0)
 
 
-async def test_submit_throttled_feeds_the_budget(fake_env):
-    error, server, budget = await submit_against("429", fake_env)
+@pytest.mark.parametrize("path", PATHS)
+async def test_submit_throttled_feeds_the_budget(path, fake_env):
+    error, server, budget = await submit_against("429", fake_env, path)
     assert type(error) is Throttled
     assert len(server.requests) == 1
     assert budget.throttles == 1 and budget.rate == 50.0
 
 
-async def test_submit_rejected(fake_env):
-    error, server, budget = await submit_against("400", fake_env)
+@pytest.mark.parametrize("path", PATHS)
+async def test_submit_rejected(path, fake_env):
+    error, server, budget = await submit_against("400", fake_env, path)
     assert type(error) is PermanentBackendError
     assert error.message == "AWS Batch rejected job p-w-s1-0-a1: said 400"
+    assert error.details["aws_code"] == "ClientException"
     assert len(server.requests) == 1
 
 

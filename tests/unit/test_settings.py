@@ -47,6 +47,17 @@ def test_bad_config_names_file_and_key(tmp_path, text, message):
     assert message in err.value.message
 
 
+def test_aws_direct_calls_from_toml_and_env(tmp_path):
+    config = tmp_path / "c.toml"
+    config.write_text("[aws]\ndirect_calls = false\n")
+    assert load_settings({"config_file": str(config)}, env={}).aws_direct_calls is False
+    assert load_settings({}, env={"BATCHD_AWS_DIRECT_CALLS": "0"}).aws_direct_calls is False
+    assert load_settings({}, env={}).aws_direct_calls is True
+    config.write_text("[aws]\ndirect_calls = 'maybe'\n")
+    with pytest.raises(InvalidInput, match="direct_calls"):
+        load_settings({"config_file": str(config)}, env={})
+
+
 def test_submit_order_from_toml_and_env(tmp_path):
     config = tmp_path / "batchd.toml"
     config.write_text("[submit]\norder = 'depth'\n")
