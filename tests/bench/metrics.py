@@ -3,6 +3,7 @@ the daemon's SQLite database (never used to drive the daemon, only to measure it
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import sqlite3
@@ -49,6 +50,18 @@ def proc_cpu_times(pid: int) -> tuple[float, float] | None:
     return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK   # fields 14, 15 of proc(5)
 
 
+def thread_cpu_times(pid: int) -> dict[int, tuple[float, float]]:
+    """{thread id: (utime, stime)} of a live process's threads: the event loop (tid == pid)
+    versus aiosqlite's database threads and the resolver pool."""
+    times = {}
+    with contextlib.suppress(OSError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                fields = task.joinpath("stat").read_text().rpartition(")")[2].split()
+                times[int(task.name)] = (int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK)
+    return times
+
+
 def proc_cpu_seconds(pid: int) -> float | None:
     """utime + stime of a live process (seconds)."""
     times = proc_cpu_times(pid)
@@ -78,6 +91,7 @@ class ProcSampler:
         self.last_system: float | None = None     # the kernel's share of last_cpu
         self.cpu_at_start = proc_cpu_seconds(pid)
         self.samples: list[tuple[float, float | None, int]] = []   # (t, cpu, rss)
+        self.threads: dict[int, tuple[float, float]] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name=f"sampler-{pid}")
 
@@ -91,6 +105,8 @@ class ProcSampler:
         cpu = None if times is None else times[0] + times[1]
         if times is not None:
             self.last_cpu, self.last_system = cpu, times[1]
+        if len(self.samples) % 8 == 0:     # threads live as long as the daemon: sample rarely
+            self.threads.update(thread_cpu_times(self.pid))
         rss = mem.get("VmRSS", 0)
         self.peak_rss_kib = max(self.peak_rss_kib, rss, mem.get("VmHWM", 0))
         self.samples.append((time.monotonic(), cpu, rss))
@@ -102,6 +118,7 @@ class ProcSampler:
             self.sample()
 
     def stop(self) -> dict[str, Any]:
+        self.threads.update(thread_cpu_times(self.pid))
         self.sample()
         self._stop.set()
         self._thread.join(timeout=5)
@@ -111,6 +128,16 @@ class ProcSampler:
         return {"cpu_seconds": None if self.last_cpu is None else round(self.last_cpu, 2),
                 "system_cpu_seconds": None if self.last_system is None
                 else round(self.last_system, 2),
+                # CPU by thread, the event loop first: cProfile sees only that one (the
+                # others are aiosqlite's database threads and the resolver pool).
+                "event_loop_cpu_seconds": round(sum(self.threads.get(self.pid, (0.0, 0.0))), 2)
+                if self.pid in self.threads else None,
+                "threads_cpu_seconds": [
+                    {"thread": "event loop" if tid == self.pid else f"thread {tid}",
+                     "cpu_seconds": round(user + system, 2), "system_cpu_seconds": round(system, 2)}
+                    for tid, (user, system) in sorted(
+                        self.threads.items(), key=lambda item: (item[0] != self.pid, item[0]))
+                    if user + system >= 0.01],
                 "peak_rss_mb": round(self.peak_rss_kib / 1024, 1),
                 "rss_mb_now": round(self.samples[-1][2] / 1024, 1) if self.samples else None}
 

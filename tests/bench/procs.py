@@ -63,6 +63,15 @@ class BenchDaemon(Daemon):
             [*python, "-m", "batchd", "--socket", str(self.socket), "--state-dir",
              str(self.state_dir), *self.args],
             stdout=self._log, stderr=subprocess.STDOUT, env=self.env, cwd=self.root)
+        # BENCH_PYSPY=DIR samples every thread with py-spy (attached, so the stop signal still
+        # reaches batchd): unlike cProfile it sees SQLite's work in aiosqlite's thread.
+        spy = os.environ.get("BENCH_PYSPY")
+        if spy:
+            subprocess.Popen(
+                [str(Path(sys.executable).with_name("py-spy")), "record", "--pid",
+                 str(self.proc.pid), "--threads", "--rate", "50", "--format", "raw",
+                 "--nonblocking", "--output", str(Path(spy) / f"batchd-{self.runs}.txt")],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -108,6 +108,7 @@ ROWS = [
     ("  binding bound", "makespan.binding"), ("makespan / bound", "makespan.ratio"),
     ("daemon CPU (s)", "daemon.cpu_seconds"), ("  CPU s / 1000 jobs", "daemon.cpu_per_1000_jobs"),
     ("  of which system (s)", "daemon.system_cpu_seconds"),
+    ("  event-loop thread (s)", "daemon.event_loop_cpu_seconds"),
     ("daemon peak RSS (MB)", "daemon.peak_rss_mb"),
     ("status CLI p50/p95 ms", None), ("dashboard CLI p50/p95 ms", None),
     ("status API p50/p95 ms", None), ("dashboard API p50/p95 ms", None),

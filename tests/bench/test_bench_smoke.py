@@ -37,8 +37,11 @@ def test_every_scenario_runs_small_and_reports_every_field(tmp_path, capsys):
         assert entry["submit_rate"]["n"] >= entry["jobs"]
         for key in ("overall", "budget", "ratio", "middle_90", "all_batch_calls_tps"):
             assert key in entry["submit_rate"], key
-        for key in ("cpu_seconds", "system_cpu_seconds", "cpu_per_1000_jobs", "peak_rss_mb"):
+        for key in ("cpu_seconds", "system_cpu_seconds", "cpu_per_1000_jobs", "peak_rss_mb",
+                    "event_loop_cpu_seconds"):
             assert entry["daemon"][key] is not None, (name, key)
+        threads = entry["daemon"]["threads_cpu_seconds"]
+        assert threads[0]["thread"] == "event loop" and len(threads) >= 2, threads
         for key in ("status_cli_ms", "dashboard_cli_ms", "status_api_ms", "dashboard_api_ms"):
             assert entry["latency"][key]["p50"] is not None, (name, key)
             assert entry["latency"][key]["p95"] is not None, (name, key)
