@@ -33,7 +33,8 @@ from botocore import exceptions as bexc
 from botocore.validate import validate_parameters
 
 from .. import __version__
-from ..errors import PermanentBackendError, Throttled, TransientBackendError
+from ..errors import (PermanentBackendError, SubmitOutcomeUnknown, Throttled,
+                      TransientBackendError)
 from ..ratelimit import Priority, RateBudget
 from . import fastparse
 from .aws_direct import DirectCalls
@@ -240,7 +241,14 @@ class AwsBackend(Backend):
     async def submit(self, request: SubmitRequest) -> str:
         response = await self._call("SubmitJob", Priority.SUBMIT, job_name=request.job_name,
                                     **self.submit_params(request))
-        return response["jobId"]
+        job_id = response.get("jobId") if isinstance(response, dict) else None
+        if not job_id:
+            # Accepted (2xx) without saying which job: it may exist, so never a blind resend.
+            raise SubmitOutcomeUnknown(
+                f"AWS Batch accepted job {request.job_name} but its answer had no job id; "
+                "the job may exist, so batchd will look it up by name before sending it again",
+                operation="SubmitJob")
+        return job_id
 
     async def describe(self, job_ids: list[str]) -> list[JobStatus]:
         assert len(job_ids) <= DESCRIBE_BATCH, \

@@ -27,17 +27,31 @@ import json
 import time
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from botocore.awsrequest import AWSPreparedRequest
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 from botocore.parsers import create_parser
+from botocore.utils import normalize_url_path
 
-__all__ = ["DIRECT_OPERATIONS", "DirectCalls", "sigv4_headers"]
+__all__ = ["DIRECT_OPERATIONS", "DirectCalls", "UnreadableAnswer", "sigv4_headers"]
 
 # The calls made per job, with parameters batchd builds itself (aws.py's UNVALIDATED).
 DIRECT_OPERATIONS = frozenset({"SubmitJob", "DescribeJobs"})
 _ALGORITHM = "AWS4-HMAC-SHA256"
+
+
+class UnreadableAnswer(BotoCoreError):
+    """A 2xx answer without the JSON object every Batch answer is. The request did reach AWS:
+    for SubmitJob the job may exist (aws_errors.py: a BotoCoreError after sending is an
+    unknown outcome, looked up by name before any resend)."""
+
+    fmt = "AWS answered {operation} with HTTP {status} but a body batchd cannot read: {detail}"
+
+
+def _canonical_path(url: str) -> str:
+    """The path as botocore's SigV4Auth signs it (dot segments and // removed, re-quoted)."""
+    return quote(normalize_url_path(urlsplit(url).path), safe="/~")
 
 
 def _hmac(key: bytes, text: str) -> bytes:
@@ -74,10 +88,10 @@ class _SigningKeys:
 
 def sigv4_headers(*, url: str, body: bytes, content_type: str, region: str, service: str,
                   access_key: str, secret_key: str, token: str | None, amz_date: str,
-                  keys: _SigningKeys | None = None) -> dict[str, str]:
+                  keys: _SigningKeys | None = None,
+                  canonical_path: str | None = None) -> dict[str, str]:
     """The signed headers of a POST of `body` to `url` (no query string), as botocore's
     SigV4Auth would sign them (tests/unit/test_aws_direct.py compares the two)."""
-    parts = urlsplit(url)
     day = amz_date[:8]
     headers = {"content-type": content_type, "host": _host(url), "x-amz-date": amz_date}
     if token:
@@ -85,7 +99,7 @@ def sigv4_headers(*, url: str, body: bytes, content_type: str, region: str, serv
     names = sorted(headers)
     signed = ";".join(names)
     canonical = "\n".join([
-        "POST", parts.path or "/", "",
+        "POST", canonical_path if canonical_path is not None else _canonical_path(url), "",
         "".join(f"{name}:{' '.join(headers[name].split())}\n" for name in names),
         signed, hashlib.sha256(body).hexdigest()])
     scope = f"{day}/{region}/{service}/aws4_request"
@@ -104,6 +118,7 @@ def sigv4_headers(*, url: str, body: bytes, content_type: str, region: str, serv
 @dataclass(frozen=True)
 class _Route:
     url: str
+    path: str          # canonical, as signed
     region: str
     service: str
     content_type: str
@@ -179,14 +194,17 @@ class DirectCalls:
             self._turn_off(operation, "botocore does not send it as a JSON POST")
         else:
             self._routes[operation] = _Route(
-                url=request.url, region=region, service=service,
+                url=request.url, path=_canonical_path(request.url), region=region,
+                service=service,
                 content_type=headers["content-type"], user_agent=headers.get("user-agent"))
         # Returns None: any other answer from a before-send hook would replace the HTTP call.
 
     async def call(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
         """One call (no retries, like the Batch client's); raises what aiobotocore raises."""
         route = self._routes[operation]
-        body = json.dumps(params, separators=(",", ":")).encode("utf-8")
+        # Like botocore's serialiser: members set to None are left out, not sent as null.
+        body = json.dumps({k: v for k, v in params.items() if v is not None},
+                          separators=(",", ":")).encode("utf-8")
         frozen = self._credentials.get_frozen_credentials()
         if inspect.isawaitable(frozen):      # aiobotocore's providers refresh asynchronously
             frozen = await frozen
@@ -194,7 +212,7 @@ class DirectCalls:
             url=route.url, body=body, content_type=route.content_type, region=route.region,
             service=route.service, access_key=frozen.access_key, secret_key=frozen.secret_key,
             token=frozen.token, amz_date=time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()),
-            keys=self._keys)
+            keys=self._keys, canonical_path=route.path)
         if route.user_agent:
             headers["User-Agent"] = route.user_agent
         self.calls += 1
@@ -202,7 +220,15 @@ class DirectCalls:
             AWSPreparedRequest("POST", route.url, headers, body, stream_output=False))
         content = await response.content
         if response.status_code < 300:
-            return json.loads(content) if content else {}
+            try:
+                answer = json.loads(content) if content else {}
+            except ValueError as exc:
+                raise UnreadableAnswer(operation=operation, status=response.status_code,
+                                       detail=str(exc)) from exc
+            if not isinstance(answer, dict):
+                raise UnreadableAnswer(operation=operation, status=response.status_code,
+                                       detail=f"JSON {type(answer).__name__}, not an object")
+            return answer
         op_model = self._client.meta.service_model.operation_model(operation)
         parsed = self._error_parser.parse(
             {"status_code": response.status_code, "headers": response.headers,

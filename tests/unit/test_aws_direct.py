@@ -26,7 +26,10 @@ WHEN = datetime.datetime(2026, 11, 25, 3, 4, 5)
 @pytest.mark.parametrize("url", ["https://batch.eu-west-1.amazonaws.com/v1/submitjob",
                                  "http://127.0.0.1:5000/v1/describejobs",
                                  "https://batch.eu-west-1.amazonaws.com:443/v1/submitjob",
-                                 "http://[::1]:8080/v1/submitjob"])
+                                 "http://[::1]:8080/v1/submitjob",
+                                 # endpoint URLs with a path: botocore normalises it to sign
+                                 "https://gw.example.org/prefix//v1/submitjob",
+                                 "https://gw.example.org/a%20b/api:v1/./x/../v1/submitjob"])
 @pytest.mark.parametrize("token", [None, "FwoGZXIvYXdzE//session+token="])
 def test_signature_is_botocores(url, token, monkeypatch):
     body = json.dumps({"jobName": "p-w-s1-0-a1", "jobQueue": "q", "tags": {"é": "1"}},

@@ -165,6 +165,12 @@ class MisbehavingServer:
                 if self.mode == "hang":
                     await asyncio.sleep(5)
                     return
+                if self.mode in ("garbage", "no-job-id"):         # 200, but no job named
+                    body = b"<html>proxy</html>" if self.mode == "garbage" else b"{}"
+                    writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                                 b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+                    await writer.drain()
+                    continue
                 status, code = {"500": (500, "ServerException"),
                                 "429": (429, "TooManyRequestsException"),
                                 "400": (400, "ClientException")}[self.mode]
@@ -220,7 +226,7 @@ PATHS = ["aiobotocore", "direct"]
 
 
 @pytest.mark.parametrize("path", PATHS)
-@pytest.mark.parametrize("mode", ["close", "fin", "hang", "500"])
+@pytest.mark.parametrize("mode", ["close", "fin", "hang", "500", "garbage", "no-job-id"])
 async def test_submit_outcome_unknown_single_request(mode, path, fake_env):
     error, server, budget = await submit_against(mode, fake_env, path)
     assert type(error) is SubmitOutcomeUnknown, repr(error)
