@@ -24,7 +24,7 @@ Each job runs under `python -m batchd.backends.local_runner JOBDIR` started in a
 `close()` leaves runners alone; a new backend adopts the live ones (pid + /proc cmdline check)
 and fails the dead ones without a result like a lost host ("Host EC2 (instance local)
 terminated."). Job records and file helpers are in local_jobs.py, output checks in
-local_outputs.py.
+local_outputs.py, job definitions in local_jobdefs.py.
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import fcntl
-import json
 import os
 import re
 import shutil
@@ -53,16 +52,13 @@ from batchd.backends.local_runner import (
     atomic_write_json, exclusive_create, proc_starttime,
 )
 from batchd.backends.local_jobs import (
-    _SPAWNED, _fs_name, _Job, _now_ms, _read_json, _read_pid, _runner_alive,
+    _SPAWNED, _fs_name, _Job, _now_ms, _read_json, _read_pid, _runner_alive, read_log_lines,
 )
+from batchd.backends.local_jobdefs import LocalJobDefinitions
 from batchd.backends.local_outputs import LocalOutputStore
 from batchd.errors import PermanentBackendError, TransientBackendError, Unavailable
-from batchd.jobdefs import fill_command, resources, validate_job_definition
 
-DEFAULT_VCPUS = 1.0
-DEFAULT_MEMORY = 2048          # MiB
 HOST_TERMINATED = "Host EC2 (instance local) terminated."
-ARN_PREFIX = "arn:batchd:local:jobdef/"
 _JOB_ID_RE = re.compile(r"^[0-9a-f]{32}$")
 _EPS = 1e-9
 
@@ -82,7 +78,7 @@ class LocalBackend(Backend):
         self._names: dict[tuple[str, str], str] = {}
         self._runnable: collections.deque[str] = collections.deque()   # FIFO of job ids
         self._active: dict[str, _Job] = {}      # STARTING / RUNNING: hold capacity
-        self._jobdefs: dict[str, dict[int, dict[str, Any]]] = {}
+        self.jobdefs = LocalJobDefinitions(self.root / "jobdefs", self.log)
         self._wake: asyncio.Event | None = None
         self._check_due = False
         self._closed = False
@@ -118,13 +114,7 @@ class LocalBackend(Backend):
                       vcpus=self.capacity_vcpus, memory=self.capacity_memory)
 
     def _load(self) -> None:
-        # Job definitions.
-        for name_dir in (self.root / "jobdefs").iterdir():
-            for f in name_dir.glob("*.json"):
-                jd = _read_json(f)
-                if isinstance(jd, dict) and f.stem.isdigit():
-                    self._jobdefs.setdefault(jd["jobDefinitionName"], {})[int(f.stem)] = jd
-        # Jobs.
+        self.jobdefs.load()
         runnable: list[_Job] = []
         for jobdir in self._jobs_dir.iterdir():
             job_id = jobdir.name
@@ -214,52 +204,10 @@ class LocalBackend(Backend):
 
     # ------------------------------------------------------------------ job definitions
     async def register_job_definition(self, spec: dict[str, Any]) -> dict[str, Any]:
-        jd = validate_job_definition(spec, filename=spec.get("jobDefinitionName", "<request>")
-                                      if isinstance(spec, dict) else "<request>")
-        name = jd["jobDefinitionName"]
-        name_dir = self.root / "jobdefs" / name
-        name_dir.mkdir(parents=True, exist_ok=True)
-        revision = max(self._jobdefs.get(name, {}) or [0]) + 1
-        while True:
-            record = dict(jd, revision=revision, status="ACTIVE",
-                          jobDefinitionArn=f"{ARN_PREFIX}{name}:{revision}",
-                          registeredAt=_now_ms())
-            if exclusive_create(name_dir / f"{revision}.json", json.dumps(record)):
-                break
-            revision += 1
-        self._jobdefs.setdefault(name, {})[revision] = record
-        self.log.info("jobdef_registered", job_definition=name, revision=revision)
-        return {"jobDefinitionName": name, "revision": revision,
-                "jobDefinitionArn": record["jobDefinitionArn"]}
+        return self.jobdefs.register(spec)
 
     async def list_job_definitions(self) -> list[dict[str, Any]]:
-        out = []
-        for name in sorted(self._jobdefs):
-            for rev in sorted(self._jobdefs[name]):
-                jd = self._jobdefs[name][rev]
-                out.append({"jobDefinitionName": name, "revision": rev, "status": "ACTIVE",
-                            "jobDefinitionArn": jd["jobDefinitionArn"],
-                            "containerProperties": jd.get("containerProperties", {}),
-                            "parameters": jd.get("parameters", {})})
-        return out
-
-    def _resolve(self, ref: str) -> dict[str, Any]:
-        name = ref.rsplit("/", 1)[-1] if ref.startswith("arn:") else ref
-        revision: int | None = None
-        if ":" in name:
-            name, _, rev = name.rpartition(":")
-            if rev.isdigit():
-                revision = int(rev)
-            else:
-                name = f"{name}:{rev}"
-        revs = self._jobdefs.get(name)
-        if revs and revision is None:
-            return revs[max(revs)]
-        if revs and revision in revs:
-            return revs[revision]
-        raise PermanentBackendError(
-            f"job definition {ref} does not exist; register it with "
-            "`batchctl jobdef register FILE.json`", aws_code="ClientException")
+        return self.jobdefs.listing()
 
     # ------------------------------------------------------------------ jobs
     async def submit(self, request: SubmitRequest) -> str:
@@ -268,32 +216,13 @@ class LocalBackend(Backend):
         existing = self._names.get((request.queue, request.job_name))
         if existing is not None:
             return existing
-        jd = self._resolve(request.job_definition)
-        cp = jd.get("containerProperties") or {}
-        command = request.command if request.command is not None else cp.get("command")
-        if not command:
-            raise PermanentBackendError(
-                f"job definition {request.job_definition} has no containerProperties.command "
-                "and the job gives none", aws_code="ClientException")
-        params = {**(jd.get("parameters") or {}), **request.parameters}
-        argv = fill_command(list(command), params)
-        env = {e["name"]: str(e.get("value", "")) for e in cp.get("environment") or []
-               if isinstance(e, dict) and "name" in e}
-        env.update(request.environment)
-        jd_vcpus, jd_memory = resources(cp)
-        vcpus = float(request.vcpus if request.vcpus is not None else
-                      jd_vcpus if jd_vcpus is not None else DEFAULT_VCPUS)
-        memory = int(request.memory if request.memory is not None else
-                     jd_memory if jd_memory is not None else DEFAULT_MEMORY)
-        timeout = request.timeout if request.timeout is not None else (
-            (jd.get("timeout") or {}).get("attemptDurationSeconds"))
+        run = self.jobdefs.what_to_run(request)
+        vcpus, memory = run["vcpus"], run["memory"]
         created_ns = time.time_ns()
         job_id = uuid.uuid4().hex
         jobdir = self._jobs_dir / job_id
         spec = {"job_id": job_id, "job_name": request.job_name, "queue": request.queue,
-                "job_definition": jd["jobDefinitionArn"], "argv": argv, "env": env,
-                "vcpus": vcpus, "memory": memory, "timeout": timeout,
-                "workdir": request.workdir, "tags": request.tags,
+                **run, "workdir": request.workdir, "tags": request.tags,
                 "kill_grace": self.kill_grace,
                 "created_at": created_ns // 1_000_000, "created_ns": created_ns}
         job = _Job(job_id=job_id, job_name=request.job_name, queue=request.queue,
@@ -356,25 +285,8 @@ class LocalBackend(Backend):
     async def fetch_logs(self, log_stream: str) -> AsyncIterator[str]:
         if not _JOB_ID_RE.match(log_stream or ""):
             return
-        path = self._jobs_dir / log_stream / "log.txt"
-        try:
-            fh = await asyncio.to_thread(open, path, "rb")
-        except (FileNotFoundError, NotADirectoryError):
-            return
-        try:
-            rest = b""
-            while True:
-                chunk = await asyncio.to_thread(fh.read, 256 * 1024)
-                if not chunk:
-                    break
-                lines = (rest + chunk).split(b"\n")
-                rest = lines.pop()
-                for line in lines:
-                    yield line.decode("utf-8", "replace").rstrip("\r")
-            if rest:
-                yield rest.decode("utf-8", "replace").rstrip("\r")
-        finally:
-            fh.close()
+        async for line in read_log_lines(self._jobs_dir / log_stream / "log.txt"):
+            yield line
 
     async def queues(self, names: list[str]) -> list[QueueInfo]:
         return [QueueInfo(name=n, state="ENABLED", status="VALID",

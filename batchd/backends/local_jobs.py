@@ -4,6 +4,7 @@ layout of `STATE_DIR/local/`)."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
@@ -11,7 +12,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, AsyncIterator
 from urllib.parse import quote
 
 from batchd.backends.base import JobStatus
@@ -102,3 +103,25 @@ class _Job:
                 "exit_code": self.exit_code, "container_reason": self.container_reason,
                 "started_at": self.started_at, "stopped_at": self.stopped_at,
                 "updated_at": _now_ms()}
+
+
+async def read_log_lines(path: Path) -> AsyncIterator[str]:
+    """A job's log, line by line, read in large chunks off the event loop."""
+    try:
+        fh = await asyncio.to_thread(open, path, "rb")
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    try:
+        rest = b""
+        while True:
+            chunk = await asyncio.to_thread(fh.read, 256 * 1024)
+            if not chunk:
+                break
+            lines = (rest + chunk).split(b"\n")
+            rest = lines.pop()
+            for line in lines:
+                yield line.decode("utf-8", "replace").rstrip("\r")
+        if rest:
+            yield rest.decode("utf-8", "replace").rstrip("\r")
+    finally:
+        fh.close()

@@ -122,9 +122,9 @@ async def test_register_revisions_and_resolution(h):
     assert (b.root / "jobdefs" / "align" / "1.json").exists()
     listed = await b.list_job_definitions()
     assert [(d["jobDefinitionName"], d["revision"]) for d in listed] == [("align", 1), ("align", 2)]
-    assert b._resolve("align")["containerProperties"]["command"] == ["echo", "two"]
-    assert b._resolve("align:1")["containerProperties"]["command"] == ["echo", "one"]
-    assert b._resolve(r1["jobDefinitionArn"])["revision"] == 1
+    assert b.jobdefs.resolve("align")["containerProperties"]["command"] == ["echo", "two"]
+    assert b.jobdefs.resolve("align:1")["containerProperties"]["command"] == ["echo", "one"]
+    assert b.jobdefs.resolve(r1["jobDefinitionArn"])["revision"] == 1
     with pytest.raises(PermanentBackendError, match="does not exist; register it"):
         await b.submit(SubmitRequest(job_name="x", queue="q", job_definition="nope"))
     with pytest.raises(PermanentBackendError):
