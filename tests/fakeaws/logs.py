@@ -88,7 +88,7 @@ class LogsStore:
         elif exit_code == 0:
             s.tail = [f"{job.name}: finished OK"]
         elif exit_code is not None:
-            s.tail = [f"Traceback (most recent call last):", f"RuntimeError: {job.name} failed",
+            s.tail = ["Traceback (most recent call last):", f"RuntimeError: {job.name} failed",
                       f"{job.name}: exiting with code {exit_code}"]
         s.cache = None
 
