@@ -158,6 +158,11 @@ class SchedulingQueries(StoreBase):
                 "WHERE id = ? AND state = 'SUBMITTING'",
                 [(status, at, attempt_id) for attempt_id, status, at in items])
 
+    # INDEXED BY: the planner took jobs_by_state and read every SUBMITTED job (thousands while
+    # submitting at 400 TPS) once per 20 answers recorded.
+    STILL_CURRENT_SQL = ("SELECT current_attempt_id FROM jobs INDEXED BY jobs_by_current_attempt "
+                         "WHERE current_attempt_id IN ({}) AND state = 'SUBMITTED'")
+
     async def record_submitted(self, items: Sequence[tuple[int, str]],
                                first_poll_at: float) -> list[tuple[int, str]]:
         """(attempt_id, backend job id). Returns those whose job was cancelled meanwhile, so
@@ -176,8 +181,7 @@ class SchedulingQueries(StoreBase):
             # Jobs the update did not reach were cancelled (or resubmitted) meanwhile.
             ids = [attempt_id for attempt_id, _ in items]
             current = {r["current_attempt_id"] for r in await conn.execute_fetchall(
-                f"SELECT current_attempt_id FROM jobs WHERE current_attempt_id IN "
-                f"({','.join('?' * len(ids))}) AND state = 'SUBMITTED'", ids)} if ids else set()
+                self.STILL_CURRENT_SQL.format(",".join("?" * len(ids))), ids)} if ids else set()
             orphans = [(a, b) for a, b in items if a not in current]
             await conn.executemany("INSERT INTO transitions (attempt_id, state, at) "
                                    "VALUES (?, 'SUBMITTED', ?)", [(a, now) for a, _ in items])

@@ -171,7 +171,7 @@ async def test_claim_takes_earlier_steps_first_unless_depth_first(store):
     assert not any("TEMP B-TREE" in r["detail"] for r in plan_rows), [dict(r) for r in plan_rows]
 
 
-async def test_queued_groups_and_checks_use_their_partial_indexes(store):
+async def test_hot_queries_use_their_indexes(store):
     """No scan or sort of every QUEUED / READY job: each call was O(jobs queued) and, called
     a few times a second, 40 % of the pipeline benchmark's CPU at 10,000 samples."""
     wf_id = await make_workflow(store, samples=("a", "b", "c"), steps=2)
@@ -184,7 +184,9 @@ async def test_queued_groups_and_checks_use_their_partial_indexes(store):
         await conn.execute("UPDATE jobs SET state = 'READY', next_check_at = 0 WHERE step = 1")
     assert len(await store.jobs_to_check(now=1e12, limit=10)) == 3
     for sql, params, index in ((store.QUEUED_GROUPS_SQL, (), "jobs_queued_groups"),
-                               (store.JOBS_TO_CHECK_SQL, (1e12, 10), "jobs_to_check")):
+                               (store.JOBS_TO_CHECK_SQL, (1e12, 10), "jobs_to_check"),
+                               (store.STILL_CURRENT_SQL.format("?,?"), (1, 2),
+                                "jobs_by_current_attempt")):
         details = [r["detail"] for r in await store.read("EXPLAIN QUERY PLAN " + sql, params)]
         searches = [d for d in details if d.startswith(("SEARCH jobs", "SCAN jobs"))
                     and "PRIMARY KEY" not in d]
