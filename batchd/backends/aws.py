@@ -37,7 +37,7 @@ from ..errors import (PermanentBackendError, SubmitOutcomeUnknown, Throttled,
                       TransientBackendError)
 from ..ratelimit import Priority, RateBudget
 from . import fastparse
-from .aws_direct import DirectCalls
+from .aws_direct import DIRECT_OPERATIONS, DirectCalls
 from .aws_shapes import custom_log_group, job_status_from_detail, submit_params
 from .aws_errors import classify_client_error
 from .base import DESCRIBE_BATCH, Backend, JobStatus, QueueInfo, SubmitRequest
@@ -396,8 +396,9 @@ class AwsBackend(Backend):
 # The calls made per job, with parameters batchd builds from already-checked input (typed by
 # submit_params; tests/unit check them against botocore's model): botocore's validation of
 # every request was ~4 % of the daemon's CPU at a 400 TPS budget. Everything else (job
-# definitions are user JSON) is validated before it is sent.
-UNVALIDATED = frozenset({"SubmitJob", "DescribeJobs"})
+# definitions are user JSON) is validated before it is sent. The same two calls are the ones
+# aws_direct.py sends itself.
+UNVALIDATED = DIRECT_OPERATIONS
 
 
 def _user_agent() -> str:
