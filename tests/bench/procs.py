@@ -53,16 +53,21 @@ class BenchDaemon(Daemon):
         log_path = self.root / f"batchd-{self.runs}.log"
         self.log_paths.append(log_path)
         self._log = open(log_path, "wb")
-        # BENCH_PROFILE=DIR runs the daemon under cProfile (main thread = the event loop) and
-        # writes DIR/batchd-<run>.prof when it stops: where the CPU per job goes.
+        # BENCH_PROFILE=DIR runs the daemon under cProfile timed by the event loop's CPU clock
+        # and writes DIR/batchd-<run>.prof when it stops: where the CPU per job goes.
         profile = os.environ.get("BENCH_PROFILE")
-        python = [sys.executable] + (["-m", "cProfile", "-o",
+        python = [sys.executable] + (["-m", "tests.bench.cpuprofile",
                                       str(Path(profile) / f"batchd-{self.runs}.prof")]
-                                     if profile else [])
+                                     if profile else ["-m", "batchd"])
+        env = self.env
+        if profile:     # the profiler's module lives in this repository's tests/
+            env = {**env, "PYTHONPATH": os.pathsep.join(
+                filter(None, [str(Path(__file__).resolve().parents[2]),
+                              env.get("PYTHONPATH")]))}
         self.proc = subprocess.Popen(
-            [*python, "-m", "batchd", "--socket", str(self.socket), "--state-dir",
+            [*python, "--socket", str(self.socket), "--state-dir",
              str(self.state_dir), *self.args],
-            stdout=self._log, stderr=subprocess.STDOUT, env=self.env, cwd=self.root)
+            stdout=self._log, stderr=subprocess.STDOUT, env=env, cwd=self.root)
         # BENCH_PYSPY=DIR samples every thread with py-spy (attached, so the stop signal still
         # reaches batchd): unlike cProfile it sees SQLite's work in aiosqlite's thread.
         spy = os.environ.get("BENCH_PYSPY")
