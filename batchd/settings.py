@@ -74,7 +74,7 @@ class Settings:
     describe_concurrency: int = 4
     aws_region: str | None = None
     aws_profile: str | None = None
-    # SubmitJob and DescribeJobs signed and sent by batchd itself (backends/aws_direct.py)
+    # SubmitJob, DescribeJobs, S3 HEAD/LIST signed and sent by batchd (aws_direct, s3_direct)
     # rather than through aiobotocore's generic call path; false = aiobotocore for every call.
     aws_direct_calls: bool = True
     local_vcpus: float = float(os.cpu_count() or 1)

@@ -38,6 +38,7 @@ from ..errors import (PermanentBackendError, SubmitOutcomeUnknown, Throttled,
 from ..ratelimit import Priority, RateBudget
 from . import fastparse
 from .aws_direct import DIRECT_OPERATIONS, DirectCalls
+from .s3_direct import S3DirectCalls
 from .aws_shapes import custom_log_group, job_status_from_detail, submit_params
 from .aws_errors import classify_client_error
 from .base import DESCRIBE_BATCH, Backend, JobStatus, QueueInfo, SubmitRequest
@@ -156,7 +157,9 @@ class AwsBackend(Backend):
             await stack.aclose()
             raise
         self._session, self._stack = session, stack
-        self.outputs.client = self.s3
+        # HEAD/LIST for output checks skip botocore's per-call path too (s3_direct.py).
+        self.outputs.client = (S3DirectCalls(self.s3, log=self.log) if self.direct_calls
+                               else self.s3)
         if self.log is not None:
             self.log.info("aws_backend_started", region=region,
                           batch_endpoint=self.batch.meta.endpoint_url,
