@@ -85,8 +85,8 @@ class SchedulingQueries(StoreBase):
         (later steps with `depth_first`). `plan(row)` builds the request (job name,
         resources, parameters...). Durable before anything is sent."""
         now = time.time()
-        async with self.transaction() as conn:
-            async with conn.execute(
+        async with self.batch() as batch:
+            rows = [dict(r) for r in await batch.fetch(
                 "SELECT j.id, j.step, j.attempts, j.parameters, j.command, j.environment, "
                 "j.vcpus, j.memory, j.timeout, j.queue, s.name AS sample, w.name AS workflow, "
                 "w.base_dir, p.name AS project, a.job_definition, a.vcpus AS a_vcpus, "
@@ -96,10 +96,9 @@ class SchedulingQueries(StoreBase):
                 "JOIN analyses a ON a.workflow_id = j.workflow_id AND a.step = j.step "
                 "WHERE j.workflow_id = ? AND j.queue = ? AND j.state = 'QUEUED' "
                 f"ORDER BY j.step {'DESC' if depth_first else 'ASC'}, j.id LIMIT ?",
-                (workflow_id, queue, limit)) as cur:
-                rows = [dict(r) for r in await cur.fetchall()]
+                (workflow_id, queue, limit))]
             requests = [(row, plan(row)) for row in rows]
-            await conn.executemany(
+            batch.defer_many(
                 "INSERT INTO attempts (job_id, attempt, job_name, queue, job_definition, "
                 "vcpus, memory, timeout, request, state, submit_status, created_at) "
                 "VALUES (?,?,?,?,?,?,?,?,?,?,'unsent',?)",
@@ -113,17 +112,17 @@ class SchedulingQueries(StoreBase):
             names = [request["job_name"] for _, request in requests]
             for start in range(0, len(names), 500):
                 chunk = names[start:start + 500]
-                for r in await conn.execute_fetchall(
+                for r in await batch.fetch(
                         f"SELECT id, job_name FROM attempts WHERE job_name IN "
                         f"({','.join('?' * len(chunk))})", chunk):
                     ids[r["job_name"]] = r["id"]
             claims = [Claim(ids[request["job_name"]], row["id"], request)
                       for row, request in requests]
-            await conn.executemany(
+            batch.defer_many(
                 "UPDATE jobs SET state = ?, attempts = attempts + 1, current_attempt_id = ?, "
                 "updated_at = ? WHERE id = ?",
                 [(SUBMITTING, c.attempt_id, now, c.job_id) for c in claims])
-            await conn.executemany(
+            batch.defer_many(
                 "INSERT INTO transitions (attempt_id, state, at) VALUES (?,?,?)",
                 [(c.attempt_id, SUBMITTING, now) for c in claims])
         return claims
@@ -152,8 +151,8 @@ class SchedulingQueries(StoreBase):
 
     async def set_submit_status(self, items: Sequence[tuple[int, str, float]]) -> None:
         """(attempt_id, 'pending'|'unsent'|'unknown', next try at)."""
-        async with self.transaction() as conn:
-            await conn.executemany(
+        async with self.batch() as batch:
+            batch.defer_many(
                 "UPDATE attempts SET submit_status = ?, next_poll_at = ? "
                 "WHERE id = ? AND state = 'SUBMITTING'",
                 [(status, at, attempt_id) for attempt_id, status, at in items])
@@ -168,23 +167,23 @@ class SchedulingQueries(StoreBase):
         """(attempt_id, backend job id). Returns those whose job was cancelled meanwhile, so
         the caller cancels them in the backend too."""
         now = time.time()
-        async with self.transaction() as conn:
-            await conn.executemany(
+        async with self.batch() as batch:
+            batch.defer_many(
                 "UPDATE attempts SET backend_job_id = ?, state = 'SUBMITTED', "
                 "submit_status = NULL, submitted_at = ?, next_poll_at = ? "
                 "WHERE id = ? AND state = 'SUBMITTING'",
                 [(backend_id, now, first_poll_at, attempt_id) for attempt_id, backend_id in items])
-            await conn.executemany(
+            batch.defer_many(
                 "UPDATE jobs SET state = 'SUBMITTED', updated_at = ? "
                 "WHERE current_attempt_id = ? AND state = 'SUBMITTING'",
                 [(now, attempt_id) for attempt_id, _ in items])
             # Jobs the update did not reach were cancelled (or resubmitted) meanwhile.
             ids = [attempt_id for attempt_id, _ in items]
-            current = {r["current_attempt_id"] for r in await conn.execute_fetchall(
+            current = {r["current_attempt_id"] for r in await batch.fetch(
                 self.STILL_CURRENT_SQL.format(",".join("?" * len(ids))), ids)} if ids else set()
             orphans = [(a, b) for a, b in items if a not in current]
-            await conn.executemany("INSERT INTO transitions (attempt_id, state, at) "
-                                   "VALUES (?, 'SUBMITTED', ?)", [(a, now) for a, _ in items])
+            batch.defer_many("INSERT INTO transitions (attempt_id, state, at) "
+                             "VALUES (?, 'SUBMITTED', ?)", [(a, now) for a, _ in items])
         return orphans
 
     # -- poller -------------------------------------------------------------------------------
@@ -218,8 +217,8 @@ class SchedulingQueries(StoreBase):
                          ) -> None:
         """Record one DescribeJobs batch: attempt fields, job mirror states, transitions."""
         now = time.time()
-        async with self.transaction() as conn:
-            await conn.executemany(
+        async with self.batch() as batch:
+            batch.defer_many(
                 "UPDATE attempts SET state = ?, status_reason = ?, container_reason = ?, "
                 "exit_code = ?, log_stream = coalesce(?, log_stream), "
                 "started_at = coalesce(?, started_at), stopped_at = coalesce(?, stopped_at), "
@@ -229,27 +228,27 @@ class SchedulingQueries(StoreBase):
                   u.started_at, u.stopped_at, u.runnable_at, u.next_poll_at, u.vcpus, u.memory,
                   u.attempt_id) for u in updates])
             active = [u for u in updates if u.changed and u.state in IN_FLIGHT]
-            await conn.executemany(
+            batch.defer_many(
                 f"UPDATE jobs SET state = ?, updated_at = ? WHERE current_attempt_id = ? "
                 f"AND state IN ({_IN_FLIGHT_SQL})",
                 [(u.state, now, u.attempt_id) for u in active])
             done = [u for u in updates if u.changed and u.state == "SUCCEEDED"]
-            await conn.executemany(
+            batch.defer_many(
                 f"UPDATE jobs SET state = '{CHECKING}', next_check_at = 0, updated_at = ? "
                 f"WHERE current_attempt_id = ? AND state IN ({_IN_FLIGHT_SQL})",
                 [(now, u.attempt_id) for u in done])
-            await conn.executemany(
+            batch.defer_many(
                 "INSERT INTO transitions (attempt_id, state, reason, at) VALUES (?,?,?,?)",
                 [(u.attempt_id, u.state, u.status_reason, now) for u in updates if u.changed])
-            await conn.executemany(
+            batch.defer_many(
                 "UPDATE attempts SET missing_polls = missing_polls + 1, next_poll_at = ? "
                 "WHERE id = ?", [(at, attempt_id) for attempt_id, at in missing])
 
     async def defer_polls(self, items: Sequence[tuple[int, float]]) -> None:
         """(attempt_id, next poll at) after a describe that could not be answered."""
-        async with self.transaction() as conn:
-            await conn.executemany("UPDATE attempts SET next_poll_at = ? WHERE id = ?",
-                                   [(at, attempt_id) for attempt_id, at in items])
+        async with self.batch() as batch:
+            batch.defer_many("UPDATE attempts SET next_poll_at = ? WHERE id = ?",
+                             [(at, attempt_id) for attempt_id, at in items])
 
     async def fail_attempt(self, attempt_id: int, reason: str) -> None:
         """An attempt that ended without the backend saying so (rejected submit, lost job)."""
@@ -297,14 +296,14 @@ class SchedulingQueries(StoreBase):
     async def apply_failures(self, items: Sequence[tuple[int, int, Retry | GiveUp]]) -> None:
         """(job_id, attempt_id, decision). Only the job's current attempt moves the job."""
         now = time.time()
-        async with self.transaction() as conn:
+        async with self.batch() as batch:
             for job_id, attempt_id, decision in items:
-                await conn.execute("UPDATE attempts SET failure_class = ? WHERE id = ?",
-                                   (decision.failure_class, attempt_id))
+                batch.defer("UPDATE attempts SET failure_class = ? WHERE id = ?",
+                            (decision.failure_class, attempt_id))
                 guard = (f"WHERE id = ? AND current_attempt_id = ? AND state IN "
                          f"({_IN_FLIGHT_SQL}, '{CHECKING}')")
                 if isinstance(decision, Retry):
-                    await conn.execute(
+                    batch.defer(
                         "UPDATE jobs SET state = 'QUEUED', reason = ?, failure_class = ?, "
                         "memory = ?, vcpus = ?, timeout = ?, spot_failures = spot_failures + ?, "
                         f"other_failures = other_failures + ?, updated_at = ? {guard}",
@@ -314,7 +313,7 @@ class SchedulingQueries(StoreBase):
                 else:
                     state = CANCELLED if decision.cancelled else FAILED
                     spot = decision.failure_class == "spot"
-                    await conn.execute(
+                    batch.defer(
                         f"UPDATE jobs SET state = ?, reason = ?, failure_class = ?, "
                         f"spot_failures = spot_failures + ?, other_failures = other_failures + ?,"
                         f" updated_at = ? {guard}",
@@ -352,26 +351,26 @@ class SchedulingQueries(StoreBase):
         jobs whose outputs are missing -> QUEUED (next steps released here included: their
         outputs were checked with their predecessor's); unknown: try again at that time."""
         now = time.time()
-        async with self.transaction() as conn:
-            await conn.executemany(
+        async with self.batch() as batch:
+            batch.defer_many(
                 f"UPDATE jobs SET state = '{COMPLETED}', skipped = ?, reason = NULL, "
                 f"updated_at = ? WHERE id = ? AND state IN ('{READY}', '{CHECKING}')",
                 [(int(skipped), now, job_id) for job_id, skipped in complete])
-            await conn.executemany(
+            batch.defer_many(
                 f"UPDATE jobs SET state = '{READY}', next_check_at = 0, updated_at = ? "
                 f"WHERE state = '{WAITING}' AND (workflow_id, sample_id, step) = "
                 f"(SELECT workflow_id, sample_id, step + 1 FROM jobs WHERE id = ? "
                 f"AND state = '{COMPLETED}')",
                 [(now, job_id) for job_id, _ in complete])
-            await conn.executemany(
+            batch.defer_many(
                 f"UPDATE jobs SET state = '{QUEUED}', updated_at = ? "
                 f"WHERE id = ? AND state = '{READY}'", [(now, job_id) for job_id in absent])
-            await conn.executemany("UPDATE jobs SET next_check_at = ? WHERE id = ?",
+            batch.defer_many("UPDATE jobs SET next_check_at = ? WHERE id = ?",
                                    [(at, job_id) for job_id, at in unknown])
             ids = [job_id for job_id, _ in complete]
             for start in range(0, len(ids), 500):
                 chunk = ids[start:start + 500]
-                await conn.execute(
+                batch.defer(
                     "UPDATE workflows SET updated_at = ? WHERE id IN (SELECT DISTINCT "
                     f"workflow_id FROM jobs WHERE id IN ({','.join('?' * len(chunk))}))",
                     [now, *chunk])
