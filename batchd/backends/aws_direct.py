@@ -86,13 +86,25 @@ class _SigningKeys:
         return key
 
 
+def authorization(canonical: str, *, signed: str, amz_date: str, region: str, service: str,
+                  access_key: str, secret_key: str, keys: _SigningKeys | None = None) -> str:
+    """SigV4's Authorization header for a canonical request (shared with s3_direct.py)."""
+    day = amz_date[:8]
+    scope = f"{day}/{region}/{service}/aws4_request"
+    to_sign = "\n".join([_ALGORITHM, amz_date, scope,
+                         hashlib.sha256(canonical.encode("utf-8")).hexdigest()])
+    key = (keys or _SigningKeys()).get(secret_key, day, region, service)
+    signature = hmac.new(key, to_sign.encode("utf-8"), hashlib.sha256).hexdigest()
+    return (f"{_ALGORITHM} Credential={access_key}/{scope}, "
+            f"SignedHeaders={signed}, Signature={signature}")
+
+
 def sigv4_headers(*, url: str, body: bytes, content_type: str, region: str, service: str,
                   access_key: str, secret_key: str, token: str | None, amz_date: str,
                   keys: _SigningKeys | None = None,
                   canonical_path: str | None = None) -> dict[str, str]:
     """The signed headers of a POST of `body` to `url` (no query string), as botocore's
     SigV4Auth would sign them (tests/unit/test_aws_direct.py compares the two)."""
-    day = amz_date[:8]
     headers = {"content-type": content_type, "host": _host(url), "x-amz-date": amz_date}
     if token:
         headers["x-amz-security-token"] = token
@@ -102,14 +114,11 @@ def sigv4_headers(*, url: str, body: bytes, content_type: str, region: str, serv
         "POST", canonical_path if canonical_path is not None else _canonical_path(url), "",
         "".join(f"{name}:{' '.join(headers[name].split())}\n" for name in names),
         signed, hashlib.sha256(body).hexdigest()])
-    scope = f"{day}/{region}/{service}/aws4_request"
-    to_sign = "\n".join([_ALGORITHM, amz_date, scope,
-                         hashlib.sha256(canonical.encode("utf-8")).hexdigest()])
-    key = (keys or _SigningKeys()).get(secret_key, day, region, service)
-    signature = hmac.new(key, to_sign.encode("utf-8"), hashlib.sha256).hexdigest()
     out = {"Content-Type": content_type, "X-Amz-Date": amz_date,
-           "Authorization": f"{_ALGORITHM} Credential={access_key}/{scope}, "
-                            f"SignedHeaders={signed}, Signature={signature}"}
+           "Authorization": authorization(canonical, signed=signed, amz_date=amz_date,
+                                          region=region, service=service,
+                                          access_key=access_key, secret_key=secret_key,
+                                          keys=keys)}
     if token:
         out["X-Amz-Security-Token"] = token
     return out

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextvars
 import hashlib
-import hmac
 import inspect
 import time
 from dataclasses import dataclass
@@ -36,7 +35,7 @@ from xml.etree import ElementTree
 from botocore.awsrequest import AWSPreparedRequest
 from botocore.exceptions import ClientError
 
-from .aws_direct import _ALGORITHM, _host, _SigningKeys, _text
+from .aws_direct import _ALGORITHM, _host, _SigningKeys, _text, authorization
 
 __all__ = ["S3DirectCalls", "s3_sigv4_headers"]
 
@@ -83,15 +82,11 @@ def s3_sigv4_headers(*, method: str, url: str, payload_hash: str, region: str, s
         method, parts.path or "/", "&".join(f"{k}={v}" for k, v in pairs),
         "".join(f"{name}:{' '.join(headers[name].split())}\n" for name in names),
         signed, payload_hash])
-    day = amz_date[:8]
-    scope = f"{day}/{region}/{service}/aws4_request"
-    to_sign = "\n".join([_ALGORITHM, amz_date, scope,
-                         hashlib.sha256(canonical.encode("utf-8")).hexdigest()])
-    key = (keys or _SigningKeys()).get(secret_key, day, region, service)
-    signature = hmac.new(key, to_sign.encode("utf-8"), hashlib.sha256).hexdigest()
     out = {"X-Amz-Content-SHA256": payload_hash, "X-Amz-Date": amz_date,
-           "Authorization": f"{_ALGORITHM} Credential={access_key}/{scope}, "
-                            f"SignedHeaders={signed}, Signature={signature}"}
+           "Authorization": authorization(canonical, signed=signed, amz_date=amz_date,
+                                          region=region, service=service,
+                                          access_key=access_key, secret_key=secret_key,
+                                          keys=keys)}
     if token:
         out["X-Amz-Security-Token"] = token
     return out
