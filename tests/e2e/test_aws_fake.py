@@ -105,8 +105,12 @@ def test_lifecycle_300_samples_two_steps_then_rerun_skips_everything(fake_factor
 
     stats = fake.stats(names=True)
     calls = stats["calls"]
-    # Exactly one SubmitJob per job, each under its own deterministic name.
-    assert calls["SubmitJob"] == 2 * n
+    # Exactly one SubmitJob per job, each under its own deterministic name. Duplicates are
+    # checked first and the fake's counters shown, so a failure says which of the two it
+    # was: a job created twice, or a call that created nothing and was sent again.
+    assert stats["duplicate_job_names"] == {}, stats
+    summary = {k: v for k, v in stats.items() if k != "submits_by_name"}
+    assert calls["SubmitJob"] == 2 * n, summary
     assert len(stats["submits_by_name"]) == 2 * n
     assert set(stats["submits_by_name"].values()) == {1}
     assert stats["duplicate_job_names"] == {}
