@@ -86,9 +86,17 @@ class _SigningKeys:
         return key
 
 
-def authorization(canonical: str, *, signed: str, amz_date: str, region: str, service: str,
+def authorization(method: str, path: str, query: str, headers: dict[str, str],
+                  payload_hash: str, *, amz_date: str, region: str, service: str,
                   access_key: str, secret_key: str, keys: _SigningKeys | None = None) -> str:
-    """SigV4's Authorization header for a canonical request (shared with s3_direct.py)."""
+    """SigV4's Authorization header for a request whose signed `headers` (lower-case names)
+    are given, with its canonical path and query (shared with s3_direct.py)."""
+    names = sorted(headers)
+    signed = ";".join(names)
+    canonical = "\n".join([
+        method, path, query,
+        "".join(f"{name}:{' '.join(headers[name].split())}\n" for name in names),
+        signed, payload_hash])
     day = amz_date[:8]
     scope = f"{day}/{region}/{service}/aws4_request"
     to_sign = "\n".join([_ALGORITHM, amz_date, scope,
@@ -108,17 +116,12 @@ def sigv4_headers(*, url: str, body: bytes, content_type: str, region: str, serv
     headers = {"content-type": content_type, "host": _host(url), "x-amz-date": amz_date}
     if token:
         headers["x-amz-security-token"] = token
-    names = sorted(headers)
-    signed = ";".join(names)
-    canonical = "\n".join([
-        "POST", canonical_path if canonical_path is not None else _canonical_path(url), "",
-        "".join(f"{name}:{' '.join(headers[name].split())}\n" for name in names),
-        signed, hashlib.sha256(body).hexdigest()])
+    path = canonical_path if canonical_path is not None else _canonical_path(url)
     out = {"Content-Type": content_type, "X-Amz-Date": amz_date,
-           "Authorization": authorization(canonical, signed=signed, amz_date=amz_date,
-                                          region=region, service=service,
-                                          access_key=access_key, secret_key=secret_key,
-                                          keys=keys)}
+           "Authorization": authorization(
+               "POST", path, "", headers, hashlib.sha256(body).hexdigest(), amz_date=amz_date,
+               region=region, service=service, access_key=access_key, secret_key=secret_key,
+               keys=keys)}
     if token:
         out["X-Amz-Security-Token"] = token
     return out

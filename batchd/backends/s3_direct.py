@@ -76,17 +76,11 @@ def s3_sigv4_headers(*, method: str, url: str, payload_hash: str, region: str, s
                "x-amz-date": amz_date}
     if token:
         headers["x-amz-security-token"] = token
-    names = sorted(headers)
-    signed = ";".join(names)
-    canonical = "\n".join([
-        method, parts.path or "/", "&".join(f"{k}={v}" for k, v in pairs),
-        "".join(f"{name}:{' '.join(headers[name].split())}\n" for name in names),
-        signed, payload_hash])
     out = {"X-Amz-Content-SHA256": payload_hash, "X-Amz-Date": amz_date,
-           "Authorization": authorization(canonical, signed=signed, amz_date=amz_date,
-                                          region=region, service=service,
-                                          access_key=access_key, secret_key=secret_key,
-                                          keys=keys)}
+           "Authorization": authorization(
+               method, parts.path or "/", "&".join(f"{k}={v}" for k, v in pairs), headers,
+               payload_hash, amz_date=amz_date, region=region, service=service,
+               access_key=access_key, secret_key=secret_key, keys=keys)}
     if token:
         out["X-Amz-Security-Token"] = token
     return out
