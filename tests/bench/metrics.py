@@ -142,6 +142,28 @@ class ProcSampler:
                 "rss_mb_now": round(self.samples[-1][2] / 1024, 1) if self.samples else None}
 
 
+def combine_daemons(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """One daemon's figures from the processes it ran as (before and after a restart):
+    CPU summed, memory at its peak; threads listed per process, the first one's as before."""
+    if len(parts) == 1:
+        return parts[0]
+    total = dict(parts[0])
+
+    def add(key: str) -> float | None:
+        values = [p.get(key) for p in parts]
+        return None if any(v is None for v in values) else round(sum(values), 2)
+
+    for key in ("cpu_seconds", "system_cpu_seconds", "event_loop_cpu_seconds"):
+        total[key] = add(key)
+    total["peak_rss_mb"] = max(p.get("peak_rss_mb") or 0 for p in parts)
+    total["rss_mb_now"] = parts[-1].get("rss_mb_now")
+    total["threads_cpu_seconds"] = [
+        dict(thread, process=i) for i, p in enumerate(parts)
+        for thread in p.get("threads_cpu_seconds") or []]
+    total["processes"] = parts
+    return total
+
+
 # ------------------------------------------------------------------------------ timing
 def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
     start = time.perf_counter()

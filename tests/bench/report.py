@@ -101,6 +101,7 @@ ROWS = [
     ("  SubmitJob / job", "batch_calls_per_job.SubmitJob"),
     ("  DescribeJobs / job", "batch_calls_per_job.DescribeJobs"),
     ("  ListJobs / job", "batch_calls_per_job.ListJobs"),
+    ("job records polled / job", "polls_per_job"),
     ("S3 calls / output", "s3_calls_per_output.total"), ("throttled calls", "throttled"),
     ("detect p50 (sim s)", "detection_latency.p50"), ("detect p95 (sim s)", "detection_latency.p95"),
     ("  p95 / poll interval", "detection_latency.p95_ratio"),

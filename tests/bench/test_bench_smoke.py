@@ -64,10 +64,18 @@ def test_every_scenario_runs_small_and_reports_every_field(tmp_path, capsys):
     # every other sample (status FAILED when any sample failed).
     pipeline = entries["pipeline"]
     assert pipeline["batch_calls_per_job"]["DescribeJobs"] > 0
+    assert pipeline["polls_per_job"] >= 1
+    # scale: measured with every job tracked in flight, then run to the end (the fake's clock
+    # jumps), so its CPU figure covers a full run, across the restart.
     scale = entries["scale"]
-    assert scale["final_status"] == "RUNNING"
-    assert not any(scale["final_counts"].get(s) for s in ("READY", "QUEUED", "SUBMITTING"))
+    assert set(scale["tracked_counts"]) <= {"SUBMITTED", "PENDING", "RUNNABLE", "STARTING",
+                                            "RUNNING"}, scale["tracked_counts"]
+    assert scale["final_status"] == "COMPLETED", scale["final_counts"]
+    assert scale["final_counts"] == {"COMPLETED": scale["jobs"]}
     assert scale["restart"]["socket_answers_seconds"] > 0
+    assert len(scale["daemon"]["processes"]) == 2
+    assert scale["daemon"]["cpu_seconds"] == round(
+        sum(p["cpu_seconds"] for p in scale["daemon"]["processes"]), 2)
 
     text = table(report)
     for name in RUNS:

@@ -86,6 +86,7 @@ class Stats:
         self.transitions: Counter[tuple[str, str]] = Counter()   # (old, new) state: n
         self.outcomes: Counter[str] = Counter()          # behaviour actually applied
         self.forgotten = 0
+        self.described_ids = 0                       # job ids asked for in DescribeJobs
         self.started = time.monotonic()
 
     def duplicates(self) -> dict[str, int]:
@@ -109,6 +110,7 @@ class Stats:
             "transitions": {f"{a}->{b}": n for (a, b), n in self.transitions.items()},
             "outcomes": dict(self.outcomes),
             "forgotten": self.forgotten,
+            "described_ids": self.described_ids,
             "real_seconds": elapsed,
         }
         if include_names:

@@ -153,6 +153,8 @@ class FakeAWS:
         body = await request.read()
         try:
             req = json.loads(body) if body else {}
+            if op == "DescribeJobs":
+                stats.described_ids += len(req.get("jobs") or ())
             out = self.batch.handle(op, req, len(body))
         except ApiError as e:
             return _json_error(e.status, e.code, e.message)
