@@ -66,6 +66,7 @@ class Poller:
         self._sem = asyncio.Semaphore(max(1, settings.describe_concurrency))
         self.runs = ShortestRuns()
         self._running_since: dict[int, float] = {}   # attempt id -> first poll seeing RUNNING
+        self._next_due: float | None = None          # the first attempt not polled this cycle
 
     @property
     def interval(self) -> float:
@@ -74,7 +75,8 @@ class Poller:
     async def run(self) -> None:
         while not self.stop.is_set():
             await self.cycle()
-            next_at = await self.store.next_poll_time()
+            # Those just polled are next due an interval from now at the soonest.
+            next_at = self._next_due
             delay = self.interval if next_at is None else next_at - time.time()
             await pause(self.wake.poller, self.stop, min(max(delay, 0.05), self.interval))
 
@@ -85,8 +87,8 @@ class Poller:
         # Poll only when something is actually due; then top the last batch up with the jobs
         # due soonest. Polling the whole look-ahead window each time polled jobs a quarter of
         # an interval early on average: a third more DescribeJobs than needed.
-        due = await self.store.attempts_due(now, limit, fill_to=DESCRIBE_BATCH,
-                                            fill_until=lookahead)
+        due, self._next_due = await self.store.poll_plan(now, limit, fill_to=DESCRIBE_BATCH,
+                                                         fill_until=lookahead)
         if not due:
             return 0
         batches = [due[i:i + DESCRIBE_BATCH] for i in range(0, len(due), DESCRIBE_BATCH)]

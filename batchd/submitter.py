@@ -113,22 +113,23 @@ class Submitter:
 
     async def cycle(self) -> list[Claim]:
         """Reconcile what may exist, then return the next batch to send (resends first)."""
-        now = time.time()
+        # One read for the whole cycle (each is a round trip to the database thread).
+        outlook = await self.store.send_outlook(time.time(), BATCH)
         # Attempts this process is sending right now look 'unsent'/'unknown' in the store
         # until their answer is recorded: never look them up or send them a second time.
-        unknown = await self.store.attempts_to_send(now, BATCH, "unknown")
-        await self._reconcile([c for c in unknown if c.attempt_id not in self._sending])
-        resend = [c for c in await self.store.attempts_to_send(now, BATCH, "pending")
-                  if c.attempt_id not in self._sending]
+        if await self._reconcile([c for c in outlook.unknown
+                                  if c.attempt_id not in self._sending]):
+            # Stale now (adopted jobs are in flight, absent ones due for a send): read again.
+            outlook = await self.store.send_outlook(time.time(), BATCH)
+        resend = [c for c in outlook.resend if c.attempt_id not in self._sending]
         if resend:
             return resend
-        return await self._claim()
+        return await self._claim(outlook.groups, outlook.in_flight)
 
-    async def _claim(self) -> list[Claim]:
-        groups = await self.store.queued_groups()
+    async def _claim(self, groups: list[tuple[int, str]],
+                     in_flight: dict[str, int]) -> list[Claim]:
         if not groups:
             return []
-        in_flight = await self.store.in_flight_by_queue()
         room = {q: self.settings.cap_for(q) - in_flight.get(q, 0) for _, q in groups}
         # Round-robin: start where the previous round stopped, give each workflow a fair share.
         start = self._rotation % len(groups)

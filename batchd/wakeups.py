@@ -31,3 +31,11 @@ async def pause(wake: asyncio.Event, stop: asyncio.Event, timeout: float) -> Non
             with contextlib.suppress(asyncio.CancelledError):
                 await waiter
     wake.clear()
+
+
+async def linger(stop: asyncio.Event, seconds: float) -> None:
+    """Sleep `seconds` unless a stop is requested: to let more work gather before acting."""
+    if seconds <= 0 or stop.is_set():
+        return
+    with contextlib.suppress(asyncio.TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)

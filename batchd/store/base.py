@@ -13,11 +13,13 @@ import sqlite3
 import time
 from importlib import resources
 from pathlib import Path
-from typing import Any, AsyncIterator, Iterable
+from typing import Any, AsyncIterator, Callable, Iterable, TypeVar
 
 import aiosqlite
 
 from ..errors import Unavailable
+
+T = TypeVar("T")
 
 _UNAVAILABLE_MARKERS = ("disk is full", "readonly database", "disk i/o error",
                         "unable to open database")
@@ -149,6 +151,14 @@ class StoreBase:
         # One round trip to the database thread (execute + fetchall + close would be three).
         return list(await conn.execute_fetchall(sql, tuple(params)))
 
+    async def read_with(self, fn: Callable[..., T], *args: Any) -> T:
+        """`fn(connection, *args)` in the reader's thread, inside one read transaction: the
+        queries of a loop's cycle for one round trip (~150 µs of CPU each, see WriteBatch),
+        and all of them see the same snapshot."""
+        conn = self._reader
+        assert conn is not None, "store is closed"
+        return await conn._execute(_in_read_transaction, conn._conn, fn, args)
+
     async def read_one(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Row | None:
         rows = await self.read(sql, params)
         return rows[0] if rows else None
@@ -157,6 +167,15 @@ class StoreBase:
         """Raise Unavailable if the database cannot take a write (used before accepting work)."""
         async with self.transaction() as conn:
             await conn.execute("CREATE TEMP TABLE IF NOT EXISTS _probe (x)")
+
+
+def _in_read_transaction(conn: sqlite3.Connection, fn: Callable[..., T],
+                         args: tuple[Any, ...]) -> T:
+    conn.execute("BEGIN")
+    try:
+        return fn(conn, *args)
+    finally:
+        conn.execute("COMMIT")          # reads only: nothing to undo
 
 
 def _run_statements(conn: sqlite3.Connection, statements: list[tuple[str, Any, bool]],

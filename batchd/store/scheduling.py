@@ -17,17 +17,10 @@ from ..failures import GiveUp, Retry
 from ..model import (CANCELLED, CHECKING, COMPLETED, FAILED, IN_FLIGHT, QUEUED, READY,
                      SUBMITTING, WAITING)
 from .base import StoreBase
+from . import loop_reads as reads
+from .loop_reads import Claim, SendOutlook
 
 _IN_FLIGHT_SQL = ",".join(f"'{s}'" for s in IN_FLIGHT)
-
-
-@dataclass(frozen=True)
-class Claim:
-    """A queued job turned into a new attempt, ready to be sent."""
-
-    attempt_id: int
-    job_id: int
-    request: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -50,33 +43,18 @@ class AttemptUpdate:
 
 class SchedulingQueries(StoreBase):
     # -- submitter ----------------------------------------------------------------------------
-    async def in_flight_by_queue(self) -> dict[str, int]:
-        rows = await self.read(f"SELECT queue, sum(n) AS n FROM job_counts "
-                               f"WHERE state IN ({_IN_FLIGHT_SQL}) GROUP BY queue "
-                               "HAVING sum(n) > 0")
-        return {row["queue"]: row["n"] for row in rows}
+    async def send_outlook(self, now: float, limit: int) -> SendOutlook:
+        """What the submitter's cycle needs, in one round trip and one snapshot."""
+        return await self.read_with(reads.send_outlook, now, limit)
 
-    # A loose index scan over jobs_queued_groups: one seek per pair, however many jobs are
-    # queued. INDEXED BY because without statistics SQLite preferred jobs_by_state and sorted
-    # every QUEUED job, twice per call: with 9,000 queued that was 40 % of the pipeline
-    # benchmark's CPU (tests/unit/test_store.py checks the plan).
-    QUEUED_GROUPS_SQL = (
-        "WITH RECURSIVE g(w, q) AS ("
-        " SELECT workflow_id, queue FROM jobs WHERE id = ("
-        "  SELECT id FROM jobs INDEXED BY jobs_queued_groups WHERE state = 'QUEUED'"
-        "   ORDER BY workflow_id, queue LIMIT 1)"
-        " UNION ALL"
-        " SELECT j.workflow_id, j.queue FROM g JOIN jobs j ON j.id = coalesce("
-        "  (SELECT id FROM jobs INDEXED BY jobs_queued_groups WHERE state = 'QUEUED'"
-        "   AND workflow_id = g.w AND queue > g.q ORDER BY queue LIMIT 1),"
-        "  (SELECT id FROM jobs INDEXED BY jobs_queued_groups WHERE state = 'QUEUED'"
-        "   AND workflow_id > g.w ORDER BY workflow_id, queue LIMIT 1)))"
-        " SELECT w AS workflow_id, q AS queue FROM g")
+    async def in_flight_by_queue(self) -> dict[str, int]:
+        return await self.read_with(reads.in_flight_by_queue)
+
+    QUEUED_GROUPS_SQL = reads.QUEUED_GROUPS_SQL     # (its query plan is tested)
 
     async def queued_groups(self) -> list[tuple[int, str]]:
         """(workflow_id, queue) pairs with QUEUED jobs, by workflow."""
-        rows = await self.read(self.QUEUED_GROUPS_SQL)
-        return [(row["workflow_id"], row["queue"]) for row in rows]
+        return await self.read_with(reads.queued_groups)
 
     async def claim(self, workflow_id: int, queue: str, limit: int,
                     plan: Callable[[dict[str, Any]], dict[str, Any]],
@@ -130,12 +108,7 @@ class SchedulingQueries(StoreBase):
     async def attempts_to_send(self, now: float, limit: int, status: str) -> list[Claim]:
         """SUBMITTING attempts due for a (re)send ('pending': 'unsent', or 'pending' as
         written by earlier versions) or a reconciliation ('unknown')."""
-        statuses = ("pending", "unsent") if status == "pending" else (status, status)
-        rows = await self.read(
-            "SELECT id, job_id, request FROM attempts WHERE state = 'SUBMITTING' "
-            "AND submit_status IN (?, ?) AND next_poll_at <= ? ORDER BY next_poll_at LIMIT ?",
-            (*statuses, now, limit))
-        return [Claim(r["id"], r["job_id"], json.loads(r["request"])) for r in rows]
+        return await self.read_with(reads.attempts_to_send, now, limit, status)
 
     async def mark_all_submitting_unknown(self) -> int:
         """At start-up nobody knows whether an in-progress SubmitJob reached AWS. Only
@@ -187,31 +160,23 @@ class SchedulingQueries(StoreBase):
         return orphans
 
     # -- poller -------------------------------------------------------------------------------
-    _DUE_SQL = (
-        "SELECT a.id, a.job_id, a.backend_job_id, a.job_name, a.queue, a.state, "
-        "a.runnable_at, a.missing_polls, a.memory, a.vcpus, a.timeout, a.next_poll_at, "
-        "j.state AS job_state, j.reason AS job_reason, j.current_attempt_id, "
-        "j.workflow_id, j.step FROM attempts a JOIN jobs j ON j.id = a.job_id "
-        "WHERE a.state IN ('SUBMITTED','PENDING','RUNNABLE','STARTING','RUNNING') ")
+    async def poll_plan(self, now: float, limit: int, *, fill_to: int = 1,
+                        fill_until: float | None = None) -> tuple[list[dict[str, Any]],
+                                                                   float | None]:
+        """`attempts_due()`, and when the first active attempt not among them is due (None:
+        none left), in one round trip: what a poller cycle needs."""
+        return await self.read_with(reads.poll_plan, now, limit, fill_to, fill_until)
 
     async def attempts_due(self, now: float, limit: int, *, fill_to: int = 1,
                            fill_until: float | None = None) -> list[dict[str, Any]]:
         """Active attempts due at `now` (soonest first), then, if any, topped up to a
         multiple of `fill_to` with those due next, up to `fill_until`."""
-        rows = await self.read(self._DUE_SQL + "AND a.next_poll_at <= ? "
-                               "ORDER BY a.next_poll_at LIMIT ?", (now, limit))
-        short = -len(rows) % fill_to
-        if rows and short and fill_until is not None and len(rows) < limit:
-            rows += await self.read(self._DUE_SQL + "AND a.next_poll_at > ? AND "
-                                    "a.next_poll_at <= ? ORDER BY a.next_poll_at LIMIT ?",
-                                    (now, fill_until, min(short, limit - len(rows))))
-        return [dict(r) for r in rows]
+        due, _ = await self.poll_plan(now, limit, fill_to=fill_to, fill_until=fill_until)
+        return due
 
     async def next_poll_time(self) -> float | None:
-        row = await self.read_one(
-            "SELECT min(next_poll_at) AS t FROM attempts "
-            "WHERE state IN ('SUBMITTED','PENDING','RUNNABLE','STARTING','RUNNING')")
-        return row["t"] if row else None
+        _, at = await self.poll_plan(0.0, 0)
+        return at
 
     async def apply_poll(self, updates: Sequence[AttemptUpdate], missing: Sequence[tuple[int, float]],
                          ) -> None:
@@ -374,3 +339,4 @@ class SchedulingQueries(StoreBase):
                     "UPDATE workflows SET updated_at = ? WHERE id IN (SELECT DISTINCT "
                     f"workflow_id FROM jobs WHERE id IN ({','.join('?' * len(chunk))}))",
                     [now, *chunk])
+

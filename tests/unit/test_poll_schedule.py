@@ -70,20 +70,21 @@ def test_shortest_runs_need_enough_successes():
 
 # -------------------------------------------------------------------- batch filling
 class DueStore:
-    """attempts_due() answers from a list; records what the poller asked to describe."""
+    """poll_plan() answers from a list; records what the poller asked to describe."""
 
     def __init__(self, due_times: list[float]) -> None:
         self.rows = [{"id": i, "job_id": i, "backend_job_id": f"j{i}", "next_poll_at": t}
                      for i, t in enumerate(sorted(due_times))]
 
-    async def attempts_due(self, now: float, limit: int, *, fill_to: int = 1,
-                           fill_until: float | None = None):
+    async def poll_plan(self, now: float, limit: int, *, fill_to: int = 1,
+                        fill_until: float | None = None):
         # the Store's contract (tested on SQLite in test_store.py)
         due = [r for r in self.rows if r["next_poll_at"] <= now][:limit]
         if due and fill_until is not None:
             later = [r for r in self.rows if now < r["next_poll_at"] <= fill_until]
             due += later[:-len(due) % fill_to]
-        return due
+        rest = self.rows[len(due):]
+        return due, (rest[0]["next_poll_at"] if rest else None)
 
 
 async def test_a_cycle_tops_up_only_its_last_batch(poller, monkeypatch):

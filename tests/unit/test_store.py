@@ -293,6 +293,70 @@ async def test_hot_transactions_take_one_round_trip_each(store, monkeypatch):
     assert status["steps"][0]["counts"] == {"RUNNING": 3}
 
 
+def _count_reads(store: Store, monkeypatch) -> list[int]:
+    trips = [0]
+    reader = store._reader
+    real = reader._execute
+
+    async def counted(fn, *args, **kwargs):
+        trips[0] += 1
+        return await real(fn, *args, **kwargs)
+
+    monkeypatch.setattr(reader, "_execute", counted)
+    return trips
+
+
+async def test_poll_plan_says_when_the_first_attempt_not_taken_is_due(store, monkeypatch):
+    """The poller's cycle reads what is due and when the next one is, in one trip (it used
+    to take two or three)."""
+    wf_id = await make_workflow(store, samples=tuple(f"s{i}" for i in range(12)), steps=1)
+    await store.submit_workflow(wf_id)
+    ready = await store.jobs_to_check(1e12, 100)
+    await store.apply_checks(complete=[], absent=[j["id"] for j in ready], unknown=[])
+    claims = await store.claim(wf_id, "q", 100, plan)
+    await store.record_submitted([(c.attempt_id, f"id-{c.attempt_id}") for c in claims], 0)
+    async with store.transaction() as conn:       # due at 10, 11, ... 21; two tied at 15
+        await conn.executemany("UPDATE attempts SET next_poll_at = ? WHERE id = ?",
+                               [(10 + i - (i == 6), c.attempt_id)
+                                for i, c in enumerate(claims)])
+    trips = _count_reads(store, monkeypatch)
+    due, after = await store.poll_plan(11, 100, fill_to=5, fill_until=30)
+    assert trips[0] == 1
+    assert [a["next_poll_at"] for a in due] == [10, 11, 12, 13, 14] and after == 15
+    due, after = await store.poll_plan(11, 100, fill_to=5, fill_until=12.5)
+    assert [a["next_poll_at"] for a in due] == [10, 11, 12] and after == 13
+    due, after = await store.poll_plan(9, 100, fill_to=5, fill_until=30)
+    assert due == [] and after == 10               # nothing due: the soonest
+    due, after = await store.poll_plan(100, 2)     # the limit cut the due ones short
+    assert len(due) == 2 and after == 12
+    due, after = await store.poll_plan(15.5, 100, fill_to=7, fill_until=30)
+    assert [a["next_poll_at"] for a in due] == [10, 11, 12, 13, 14, 15, 15] and after == 17
+    assert await store.next_poll_time() == 10
+    async with store.transaction() as conn:       # nothing active: no time at all
+        await conn.execute("UPDATE attempts SET state = 'SUCCEEDED'")
+    assert await store.poll_plan(100, 100) == ([], None)
+
+
+async def test_the_submitters_outlook_is_one_read_of_the_same_answers(store, monkeypatch):
+    wf_id = await make_workflow(store, samples=("a", "b", "c", "d"), steps=1)
+    await store.submit_workflow(wf_id)
+    ready = await store.jobs_to_check(1e12, 100)
+    await store.apply_checks(complete=[], absent=[j["id"] for j in ready], unknown=[])
+    claims = await store.claim(wf_id, "q", 3, plan)
+    await store.record_submitted([(claims[0].attempt_id, "id-0")], 0)
+    await store.set_submit_status([(claims[1].attempt_id, "unknown", 5.0),
+                                   (claims[2].attempt_id, "unsent", 5.0)])
+    trips = _count_reads(store, monkeypatch)
+    outlook = await store.send_outlook(10.0, 100)
+    assert trips[0] == 1
+    assert [c.attempt_id for c in outlook.unknown] == [claims[1].attempt_id]
+    assert [c.attempt_id for c in outlook.resend] == [claims[2].attempt_id]
+    assert outlook.resend[0].request == claims[2].request
+    assert outlook.groups == await store.queued_groups() == [(wf_id, "q")]   # "d" is queued
+    assert outlook.in_flight == await store.in_flight_by_queue() == {"q": 3}
+    assert (await store.send_outlook(4.0, 100)).unknown == []     # not due before 5
+
+
 async def test_a_failing_batch_leaves_nothing_behind(store):
     """A statement failing at COMMIT time rolls back the statements deferred before it, and
     the writer is usable again (no transaction left open)."""
