@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 
 import pytest
 
@@ -355,6 +356,26 @@ async def test_the_submitters_outlook_is_one_read_of_the_same_answers(store, mon
     assert outlook.groups == await store.queued_groups() == [(wf_id, "q")]   # "d" is queued
     assert outlook.in_flight == await store.in_flight_by_queue() == {"q": 3}
     assert (await store.send_outlook(4.0, 100)).unknown == []     # not due before 5
+
+
+async def test_recent_runnable_waits_are_the_latest_few_per_queue(store):
+    wf_id = await make_workflow(store, samples=tuple(f"s{i}" for i in range(7)), steps=1)
+    await store.submit_workflow(wf_id)
+    ready = await store.jobs_to_check(1e12, 100)
+    await store.apply_checks(complete=[], absent=[j["id"] for j in ready], unknown=[])
+    claims = await store.claim(wf_id, "q", 100, plan)
+    now = time.time()
+    async with store.transaction() as conn:    # started 0, 10, 20... s ago, waited 1, 2, 3...
+        await conn.executemany(
+            "UPDATE attempts SET queue = ?, started_at = ?, runnable_at = ? WHERE id = ?",
+            [("r" if i >= 5 else "q", now - 10 * i, now - 10 * i - (i + 1), c.attempt_id)
+             for i, c in enumerate(claims)])
+        await conn.execute("UPDATE attempts SET started_at = ? WHERE id = ?",
+                           (now - 7 * 3600, claims[4].attempt_id))   # outside the window
+    waits = await store.recent_runnable_waits(per_queue=3)
+    assert {q: sorted(round(w) for w in v) for q, v in waits.items()} == {
+        "q": [1, 2, 3], "r": [6, 7]}
+    assert sorted(round(w) for w in (await store.recent_runnable_waits())["q"]) == [1, 2, 3, 4]
 
 
 async def test_a_failing_batch_leaves_nothing_behind(store):
