@@ -33,11 +33,8 @@ import asyncio
 import collections
 import fcntl
 import os
-import re
 import shutil
 import signal
-import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -48,18 +45,16 @@ import structlog
 from batchd.backends.base import (
     ACTIVE_STATES, Backend, JobStatus, OutputStore, QueueInfo, SubmitRequest,
 )
-from batchd.backends.local_runner import (
-    atomic_write_json, exclusive_create, proc_starttime,
-)
+from batchd.backends.local_runner import atomic_write_json, exclusive_create
 from batchd.backends.local_jobs import (
-    _SPAWNED, _fs_name, _Job, _now_ms, _read_json, _read_pid, _runner_alive, read_log_lines,
+    _JOB_ID_RE, _fs_name, _Job, _now_ms, _read_json, _read_pid, _runner_alive,
+    kill_orphaned_command, read_log_lines, scan_jobs, spawn_runner, terminate_reason,
 )
 from batchd.backends.local_jobdefs import LocalJobDefinitions
 from batchd.backends.local_outputs import LocalOutputStore
 from batchd.errors import PermanentBackendError, TransientBackendError, Unavailable
 
 HOST_TERMINATED = "Host EC2 (instance local) terminated."
-_JOB_ID_RE = re.compile(r"^[0-9a-f]{32}$")
 _EPS = 1e-9
 
 class LocalBackend(Backend):
@@ -116,34 +111,11 @@ class LocalBackend(Backend):
     def _load(self) -> None:
         self.jobdefs.load()
         runnable: list[_Job] = []
-        for jobdir in self._jobs_dir.iterdir():
-            job_id = jobdir.name
-            if not _JOB_ID_RE.match(job_id):
-                continue
-            spec = _read_json(jobdir / "spec.json")
-            link = self._name_link(spec["queue"], spec["job_name"]) if isinstance(
-                spec, dict) else None
-            try:
-                committed = link is not None and os.readlink(link) == job_id
-            except OSError:
-                committed = False
-            if not committed:   # a submit that never completed: nobody knows this id
-                shutil.rmtree(jobdir, ignore_errors=True)
-                continue
-            job = _Job(job_id=job_id, job_name=spec["job_name"], queue=spec["queue"],
-                       jobdir=jobdir, created_at=spec["created_at"],
-                       created_ns=spec.get("created_ns", spec["created_at"] * 1_000_000),
-                       vcpus=spec["vcpus"], memory=spec["memory"])
-            state = _read_json(jobdir / "state.json") or {"status": "RUNNABLE"}
-            for k in ("status", "status_reason", "exit_code", "container_reason",
-                      "started_at", "stopped_at"):
-                if k in state:
-                    setattr(job, k, state[k])
-            self._jobs[job_id] = job
-            self._names[(job.queue, job.job_name)] = job_id
-            if job.status in ("SUCCEEDED", "FAILED"):
-                continue
-            self._recover(job, runnable)
+        for job in scan_jobs(self._jobs_dir, self._name_link):
+            self._jobs[job.job_id] = job
+            self._names[(job.queue, job.job_name)] = job.job_id
+            if job.status not in ("SUCCEEDED", "FAILED"):
+                self._recover(job, runnable)
         runnable.sort(key=lambda j: j.created_ns)
         for job in runnable:
             self._enqueue(job)
@@ -331,19 +303,13 @@ class LocalBackend(Backend):
     def _launch(self, job: _Job) -> None:
         try:
             self._set(job, "STARTING")   # written before the runner exists: see _recover
-            pkg_parent = Path(__file__).resolve().parents[2]
-            with open(job.jobdir / "runner.log", "ab") as out:
-                popen = subprocess.Popen(
-                    [sys.executable, "-m", "batchd.backends.local_runner", str(job.jobdir)],
-                    cwd=pkg_parent, stdin=subprocess.DEVNULL, stdout=out,
-                    stderr=subprocess.STDOUT, start_new_session=True, close_fds=True)
+            popen = spawn_runner(job.jobdir)
         except OSError as exc:
             self.log.error("local_runner_start_failed", job_id=job.job_id, error=str(exc))
             if exclusive_create(job.jobdir / "runner.pid", "0\n"):
                 self._finish(job, status_reason=f"local runner could not start: {exc}",
                              container_reason=f"CannotStartContainerError: {exc}")
             return
-        _SPAWNED[popen.pid] = popen
         job.pid = popen.pid
         self._active[job.job_id] = job
         self._watch(job)
@@ -398,23 +364,10 @@ class LocalBackend(Backend):
 
     def _runner_gone(self, job: _Job) -> None:
         """The runner died without a result: the "host" went away. Kill what it left."""
-        child = _read_json(job.jobdir / "child.pid")
-        if isinstance(child, dict) and child.get("pid"):
-            cpid = int(child["pid"])
-            if child.get("starttime") is not None and proc_starttime(cpid) == child["starttime"]:
-                try:
-                    os.killpg(cpid, signal.SIGKILL)
-                except (ProcessLookupError, PermissionError):
-                    pass
+        kill_orphaned_command(job.jobdir)
         if self._apply_result(job):   # it may have written one at the very end
             return
-        reason = HOST_TERMINATED
-        try:
-            text = (job.jobdir / "terminate").read_text(encoding="utf-8").strip()
-            reason = text or reason
-        except OSError:
-            pass
-        self._finish(job, status_reason=reason)
+        self._finish(job, status_reason=terminate_reason(job.jobdir) or HOST_TERMINATED)
 
     def _finish(self, job: _Job, *, status_reason: str | None,
                 container_reason: str | None = None) -> None:

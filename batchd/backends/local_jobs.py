@@ -1,6 +1,6 @@
 """The local backend's job records and on-disk helpers: one `_Job` per job directory, reading
-state and pid files, and telling a live runner from a recycled pid (see local.py for the
-layout of `STATE_DIR/local/`)."""
+state and pid files, finding the jobs on disk at start, starting a runner, and telling a live
+runner from a recycled pid (see local.py for the layout of `STATE_DIR/local/`)."""
 
 from __future__ import annotations
 
@@ -8,19 +8,25 @@ import asyncio
 import hashlib
 import json
 import os
+import re
+import shutil
+import signal
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Callable, Iterator
 from urllib.parse import quote
 
 from batchd.backends.base import JobStatus
+from batchd.backends.local_runner import proc_starttime
 
 # Runners this process started, by pid: keeps the Popen objects referenced (so they are never
 # garbage-collected with a "still running" warning and are reaped by poll()) across backend
 # instances; a Popen never kills its process.
 _SPAWNED: dict[int, subprocess.Popen] = {}
+_JOB_ID_RE = re.compile(r"^[0-9a-f]{32}$")
 
 
 def _now_ms() -> int:
@@ -125,3 +131,65 @@ async def read_log_lines(path: Path) -> AsyncIterator[str]:
             yield rest.decode("utf-8", "replace").rstrip("\r")
     finally:
         fh.close()
+
+
+def scan_jobs(jobs_dir: Path, name_link: Callable[[str, str], Path]) -> Iterator[_Job]:
+    """Every job on disk, as its files say. A directory without its name link is a submit
+    that never completed (nobody was told its id): it is removed."""
+    for jobdir in jobs_dir.iterdir():
+        job_id = jobdir.name
+        if not _JOB_ID_RE.match(job_id):
+            continue
+        spec = _read_json(jobdir / "spec.json")
+        link = name_link(spec["queue"], spec["job_name"]) if isinstance(spec, dict) else None
+        try:
+            committed = link is not None and os.readlink(link) == job_id
+        except OSError:
+            committed = False
+        if not committed:
+            shutil.rmtree(jobdir, ignore_errors=True)
+            continue
+        job = _Job(job_id=job_id, job_name=spec["job_name"], queue=spec["queue"],
+                   jobdir=jobdir, created_at=spec["created_at"],
+                   created_ns=spec.get("created_ns", spec["created_at"] * 1_000_000),
+                   vcpus=spec["vcpus"], memory=spec["memory"])
+        state = _read_json(jobdir / "state.json") or {"status": "RUNNABLE"}
+        for k in ("status", "status_reason", "exit_code", "container_reason",
+                  "started_at", "stopped_at"):
+            if k in state:
+                setattr(job, k, state[k])
+        yield job
+
+
+def spawn_runner(jobdir: Path) -> subprocess.Popen:
+    """`python -m batchd.backends.local_runner JOBDIR` in a session of its own (it outlives
+    the daemon); raises OSError if it cannot start."""
+    pkg_parent = Path(__file__).resolve().parents[2]
+    with open(jobdir / "runner.log", "ab") as out:
+        popen = subprocess.Popen(
+            [sys.executable, "-m", "batchd.backends.local_runner", str(jobdir)],
+            cwd=pkg_parent, stdin=subprocess.DEVNULL, stdout=out,
+            stderr=subprocess.STDOUT, start_new_session=True, close_fds=True)
+    _SPAWNED[popen.pid] = popen
+    return popen
+
+
+def kill_orphaned_command(jobdir: Path) -> None:
+    """Kill the command a dead runner left behind (its pid and start time are in child.pid,
+    so a recycled pid is never hit)."""
+    child = _read_json(jobdir / "child.pid")
+    if isinstance(child, dict) and child.get("pid"):
+        cpid = int(child["pid"])
+        if child.get("starttime") is not None and proc_starttime(cpid) == child["starttime"]:
+            try:
+                os.killpg(cpid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+
+def terminate_reason(jobdir: Path) -> str | None:
+    """The reason of a TerminateJob request for this job, if one was made."""
+    try:
+        return (jobdir / "terminate").read_text(encoding="utf-8").strip() or None
+    except OSError:
+        return None
