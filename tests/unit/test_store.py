@@ -195,25 +195,6 @@ async def test_hot_queries_use_their_indexes(store):
         assert not any("TEMP B-TREE" in d for d in details), details
 
 
-async def test_attempts_due_are_topped_up_to_whole_batches(store):
-    wf_id = await make_workflow(store, samples=tuple(f"s{i}" for i in range(12)), steps=1)
-    await store.submit_workflow(wf_id)
-    ready = await store.jobs_to_check(1e12, 100)
-    await store.apply_checks(complete=[], absent=[j["id"] for j in ready], unknown=[])
-    claims = await store.claim(wf_id, "q", 100, plan)
-    await store.record_submitted([(c.attempt_id, f"id-{c.attempt_id}") for c in claims], 0)
-    async with store.transaction() as conn:       # due at 10, 11, ... 21
-        await conn.executemany("UPDATE attempts SET next_poll_at = ? WHERE id = ?",
-                               [(10 + i, c.attempt_id) for i, c in enumerate(claims)])
-    assert await store.attempts_due(9.5, 100, fill_to=5, fill_until=30) == []
-    due = await store.attempts_due(11, 100, fill_to=5, fill_until=30)
-    assert [a["next_poll_at"] for a in due] == [10, 11, 12, 13, 14]
-    due = await store.attempts_due(11, 100, fill_to=5, fill_until=12.5)
-    assert [a["next_poll_at"] for a in due] == [10, 11, 12]      # only within the window
-    due = await store.attempts_due(14, 100, fill_to=5, fill_until=30)
-    assert len(due) == 5 and {"workflow_id", "step"} <= set(due[0])
-
-
 async def _counts_match(store: Store) -> None:
     truth = {tuple(r) for r in await store.read(
         "SELECT workflow_id, step, queue, state, count(*) FROM jobs "
@@ -259,18 +240,27 @@ async def test_job_counts_are_filled_for_an_existing_database(tmp_path):
     await store.close()
 
 
-def _count_trips(store: Store, monkeypatch) -> list[int]:
-    """Round trips to the writer's database thread, counted where aiosqlite queues them."""
+def _count_trips(store: Store, monkeypatch, connection: str = "writer") -> list[int]:
+    """Round trips to a connection's database thread, counted where aiosqlite queues them."""
     trips = [0]
-    writer = store._writer
-    real = writer._execute
+    conn = store._writer if connection == "writer" else store._reader
+    real = conn._execute
 
     async def counted(fn, *args, **kwargs):
         trips[0] += 1
         return await real(fn, *args, **kwargs)
 
-    monkeypatch.setattr(writer, "_execute", counted)
+    monkeypatch.setattr(conn, "_execute", counted)
     return trips
+
+
+async def _claimed(store: Store, samples: int, limit: int = 100):
+    """A one-step workflow of `samples` samples with up to `limit` of them claimed."""
+    wf_id = await make_workflow(store, samples=tuple(f"s{i}" for i in range(samples)), steps=1)
+    await store.submit_workflow(wf_id)
+    ready = await store.jobs_to_check(1e12, 100)
+    await store.apply_checks(complete=[], absent=[j["id"] for j in ready], unknown=[])
+    return wf_id, await store.claim(wf_id, "q", limit, plan)
 
 
 async def test_hot_transactions_take_one_round_trip_each(store, monkeypatch):
@@ -294,33 +284,23 @@ async def test_hot_transactions_take_one_round_trip_each(store, monkeypatch):
     assert status["steps"][0]["counts"] == {"RUNNING": 3}
 
 
-def _count_reads(store: Store, monkeypatch) -> list[int]:
-    trips = [0]
-    reader = store._reader
-    real = reader._execute
-
-    async def counted(fn, *args, **kwargs):
-        trips[0] += 1
-        return await real(fn, *args, **kwargs)
-
-    monkeypatch.setattr(reader, "_execute", counted)
-    return trips
-
-
 async def test_poll_plan_says_when_the_first_attempt_not_taken_is_due(store, monkeypatch):
     """The poller's cycle reads what is due and when the next one is, in one trip (it used
-    to take two or three)."""
-    wf_id = await make_workflow(store, samples=tuple(f"s{i}" for i in range(12)), steps=1)
-    await store.submit_workflow(wf_id)
-    ready = await store.jobs_to_check(1e12, 100)
-    await store.apply_checks(complete=[], absent=[j["id"] for j in ready], unknown=[])
-    claims = await store.claim(wf_id, "q", 100, plan)
+    to take two or three). Due ones are topped up to whole batches."""
+    _, claims = await _claimed(store, 12)
     await store.record_submitted([(c.attempt_id, f"id-{c.attempt_id}") for c in claims], 0)
     async with store.transaction() as conn:       # due at 10, 11, ... 21; two tied at 15
         await conn.executemany("UPDATE attempts SET next_poll_at = ? WHERE id = ?",
                                [(10 + i - (i == 6), c.attempt_id)
                                 for i, c in enumerate(claims)])
-    trips = _count_reads(store, monkeypatch)
+    assert await store.attempts_due(9.5, 100, fill_to=5, fill_until=30) == []
+    due = await store.attempts_due(11, 100, fill_to=5, fill_until=30)
+    assert [a["next_poll_at"] for a in due] == [10, 11, 12, 13, 14]
+    due = await store.attempts_due(11, 100, fill_to=5, fill_until=12.5)
+    assert [a["next_poll_at"] for a in due] == [10, 11, 12]      # only within the window
+    due = await store.attempts_due(14, 100, fill_to=5, fill_until=30)
+    assert len(due) == 5 and {"workflow_id", "step"} <= set(due[0])
+    trips = _count_trips(store, monkeypatch, "reader")
     due, after = await store.poll_plan(11, 100, fill_to=5, fill_until=30)
     assert trips[0] == 1
     assert [a["next_poll_at"] for a in due] == [10, 11, 12, 13, 14] and after == 15
@@ -339,15 +319,11 @@ async def test_poll_plan_says_when_the_first_attempt_not_taken_is_due(store, mon
 
 
 async def test_the_submitters_outlook_is_one_read_of_the_same_answers(store, monkeypatch):
-    wf_id = await make_workflow(store, samples=("a", "b", "c", "d"), steps=1)
-    await store.submit_workflow(wf_id)
-    ready = await store.jobs_to_check(1e12, 100)
-    await store.apply_checks(complete=[], absent=[j["id"] for j in ready], unknown=[])
-    claims = await store.claim(wf_id, "q", 3, plan)
+    wf_id, claims = await _claimed(store, 4, limit=3)
     await store.record_submitted([(claims[0].attempt_id, "id-0")], 0)
     await store.set_submit_status([(claims[1].attempt_id, "unknown", 5.0),
                                    (claims[2].attempt_id, "unsent", 5.0)])
-    trips = _count_reads(store, monkeypatch)
+    trips = _count_trips(store, monkeypatch, "reader")
     outlook = await store.send_outlook(10.0, 100)
     assert trips[0] == 1
     assert [c.attempt_id for c in outlook.unknown] == [claims[1].attempt_id]
@@ -359,11 +335,7 @@ async def test_the_submitters_outlook_is_one_read_of_the_same_answers(store, mon
 
 
 async def test_recent_runnable_waits_are_the_latest_few_per_queue(store):
-    wf_id = await make_workflow(store, samples=tuple(f"s{i}" for i in range(7)), steps=1)
-    await store.submit_workflow(wf_id)
-    ready = await store.jobs_to_check(1e12, 100)
-    await store.apply_checks(complete=[], absent=[j["id"] for j in ready], unknown=[])
-    claims = await store.claim(wf_id, "q", 100, plan)
+    _, claims = await _claimed(store, 7)
     now = time.time()
     async with store.transaction() as conn:    # started 0, 10, 20... s ago, waited 1, 2, 3...
         await conn.executemany(
