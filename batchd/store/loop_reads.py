@@ -12,9 +12,11 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
-from ..model import IN_FLIGHT
+from ..model import BACKEND_ACTIVE, IN_FLIGHT
 
 _IN_FLIGHT_SQL = ",".join(f"'{s}'" for s in IN_FLIGHT)
+# The states of the attempts_to_poll partial index (migration 0001), which the poll queries use.
+_ACTIVE_SQL = "(" + ",".join(f"'{s}'" for s in BACKEND_ACTIVE) + ")"
 
 
 @dataclass(frozen=True)
@@ -80,7 +82,6 @@ def in_flight_by_queue(conn: sqlite3.Connection) -> dict[str, int]:
     return {row["queue"]: row["n"] for row in rows}
 
 
-_ACTIVE_SQL = "('SUBMITTED','PENDING','RUNNABLE','STARTING','RUNNING')"
 _DUE_SQL = (
     "SELECT a.id, a.job_id, a.backend_job_id, a.job_name, a.queue, a.state, "
     "a.runnable_at, a.missing_polls, a.memory, a.vcpus, a.timeout, a.next_poll_at, "

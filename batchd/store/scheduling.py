@@ -16,11 +16,9 @@ from typing import Any, Callable, Iterable, Sequence
 from ..failures import GiveUp, Retry
 from ..model import (CANCELLED, CHECKING, COMPLETED, FAILED, IN_FLIGHT, QUEUED, READY,
                      SUBMITTING, WAITING)
-from .base import StoreBase
 from . import loop_reads as reads
-from .loop_reads import Claim, SendOutlook
-
-_IN_FLIGHT_SQL = ",".join(f"'{s}'" for s in IN_FLIGHT)
+from .base import StoreBase
+from .loop_reads import _IN_FLIGHT_SQL, Claim, SendOutlook
 
 
 @dataclass(frozen=True)
