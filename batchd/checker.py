@@ -38,12 +38,16 @@ class Checker:
         self.log = get_logger(loop="checker")
 
     async def run(self) -> None:
-        settle = min(self.settings.effective_poll_interval * SETTLE_SHARE, SETTLE_MAX)
         while not self.stop.is_set():
             checked = await self.cycle()
             if checked < BATCH:
                 await pause(self.wake.checker, self.stop, 1.0)
-                await linger(self.stop, settle)
+                await linger(self.stop, self.settle)
+
+    @property
+    def settle(self) -> float:
+        # Read each round: a reload swaps `settings`, poll interval included.
+        return min(self.settings.effective_poll_interval * SETTLE_SHARE, SETTLE_MAX)
 
     async def cycle(self) -> int:
         jobs = await self.store.jobs_to_check(time.time(), BATCH)

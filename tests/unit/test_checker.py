@@ -37,17 +37,27 @@ async def store(tmp_path):
     await store.close()
 
 
-async def _run_step0(store: Store, wf_id: int) -> list[int]:
-    """Submit the workflow, queue step 0 (outputs absent), and report every step-0 job
-    SUCCEEDED: returns the step-0 job ids, now CHECKING."""
+async def _submit_step0(store: Store, wf_id: int) -> list[dict]:
+    """Submit the workflow and queue step 0 (outputs absent): its attempts, in the backend."""
     await store.submit_workflow(wf_id)
     ready = await store.jobs_to_check(1e12, 10)
     await store.apply_checks(complete=[], absent=[j["id"] for j in ready], unknown=[])
     claims = await store.claim(wf_id, "q", 10, plan)
     await store.record_submitted([(c.attempt_id, f"id-{c.attempt_id}") for c in claims], 0)
-    due = await store.attempts_due(now=1e12, limit=10)
+    return await store.attempts_due(now=1e12, limit=10)
+
+
+async def _succeed(store: Store, attempts: list[dict]) -> None:
     await store.apply_poll([AttemptUpdate(a["id"], a["job_id"], "SUCCEEDED", None, None, 0,
-                                          "stream", 1.0, 2.0, None, 1e13, True) for a in due], [])
+                                          "stream", 1.0, 2.0, None, 1e13, True)
+                            for a in attempts], [])
+
+
+async def _run_step0(store: Store, wf_id: int) -> list[int]:
+    """Submit the workflow, queue step 0 (outputs absent), and report every step-0 job
+    SUCCEEDED: returns the step-0 job ids, now CHECKING."""
+    due = await _submit_step0(store, wf_id)
+    await _succeed(store, due)
     return [a["job_id"] for a in due]
 
 
@@ -94,3 +104,30 @@ async def test_a_job_cancelled_while_checking_does_not_release_its_next_step(sto
     status = await store.workflow_status(await store.workflow("p", "w"))
     assert status["steps"][0]["counts"] == {"CANCELLED": 1}
     assert status["steps"][1]["counts"] == {"WAITING": 1}
+
+
+async def test_ends_arriving_while_the_checker_waits_are_checked_in_one_round(store):
+    """Woken by the first ends, the checker waits a quarter of the poll interval (at most
+    2 s) so the next poll batch's ends share its S3 requests (and follows a reload)."""
+    due = await _submit_step0(store, await make_workflow(store, samples=("a", "b", "c", "d")))
+
+    async def succeed(attempts) -> None:
+        await _succeed(store, attempts)
+        wake.checker.set()
+
+    outputs = RecordingOutputs(set())
+    wake, stop = Wakeups(), asyncio.Event()
+    checker = Checker(store, Backend(outputs), Settings(poll_interval=4.0), wake, stop)
+    assert checker.settle == 1.0
+    task = asyncio.create_task(checker.run())
+    await asyncio.sleep(0.1)
+    await succeed(due[:2])                 # one poll batch's ends ...
+    await asyncio.sleep(0.1)
+    await succeed(due[2:])                 # ... and the next one's, during the wait
+    await asyncio.sleep(1.5)
+    stop.set()
+    await task
+    assert len(outputs.calls) == 1, outputs.calls
+    assert len(outputs.calls[0][1]) == 4
+    checker.settings = Settings(poll_interval=30.0)
+    assert checker.settle == 2.0
