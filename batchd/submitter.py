@@ -8,7 +8,8 @@ Order of operations per attempt (the exactly-once protocol):
    (throttled, rejected), the attempt becomes 'unsent' (resent later) or fails. If the answer
    was lost (timeout, reset, 5xx), it becomes 'unknown' and is never resent before the
    backend has been asked for a job of that name (`find_by_name`). Just before each send the
-   attempt is marked 'unknown'; an attempt proven absent and not being sent is 'unsent'.
+   attempt is marked 'unknown', in a transaction that takes it only if it is still 'unsent'
+   (proven absent and not being sent): what was read before is never trusted for that.
    After a crash every SUBMITTING attempt that is not 'unsent' is 'unknown', and each
    lookup's answer is recorded as soon as it comes, so a daemon restarted again and again
    still makes progress.
@@ -181,6 +182,8 @@ class Submitter:
                 submitted.append((claim.attempt_id, value))
             elif outcome == "rejected":
                 rejected.append((claim, value))
+            elif outcome == "skipped":
+                continue                     # not ours to send: whoever owns it records it
             else:
                 # 'pending': refused (throttled...) so not created, and no longer in flight
                 delay = SETTLE_SECONDS if outcome == "unknown" else 2.0
@@ -202,7 +205,10 @@ class Submitter:
         log = self.log.bind(job_name=request["job_name"], queue=request["queue"])
         async with self._sem:
             # From here the job may exist: a crash now must be followed by a lookup.
-            await marks.before_send(claim.attempt_id)
+            if not await marks.before_send(claim.attempt_id):
+                # Recorded, or taken by another send, since it was read: never send it twice.
+                log.info("submit_skipped", attempt_id=claim.attempt_id)
+                return "skipped", None
             try:
                 job_id = await self.backend.submit(to_submit_request(request))
             except SubmitOutcomeUnknown as exc:
@@ -274,7 +280,9 @@ class Submitter:
 
 class _MarkAhead:
     """Marks a batch's attempts 'unknown' (they may exist from now on) in groups, in send
-    order, each group before the first of its attempts is sent.
+    order, each group before the first of its attempts is sent. Only attempts still 'unsent'
+    in the store are marked, and only those are sent (`before_send` says which): the batch
+    was read a moment earlier, and an attempt may have been sent and recorded meanwhile.
 
     One transaction per attempt was a quarter of the daemon's SQL at a 400 TPS budget. A
     group costs at most MARK_AHEAD lookups by name after a crash for attempts that were marked
@@ -286,20 +294,23 @@ class _MarkAhead:
         self._order = [c.attempt_id for c in claims]
         self._next = 0                  # index of the first attempt in _order not yet marked
         self._marked: set[int] = set()
+        self._taken: set[int] = set()   # marked by this batch: may be sent
         self._lock = asyncio.Lock()
 
-    async def before_send(self, attempt_id: int) -> None:
+    async def before_send(self, attempt_id: int) -> bool:
+        """Mark (with its group) before the send; True if this attempt may be sent."""
         if attempt_id in self._marked:
-            return
+            return attempt_id in self._taken
         async with self._lock:
             if attempt_id in self._marked:
-                return
+                return attempt_id in self._taken
             group = [attempt_id]
             while len(group) < MARK_AHEAD and self._next < len(self._order):
                 candidate = self._order[self._next]
                 self._next += 1
                 if candidate not in self._marked and candidate != attempt_id:
                     group.append(candidate)
-            due = time.time() + SETTLE_SECONDS
-            await self.store.set_submit_status([(a, "unknown", due) for a in group])
+            self._taken |= await self.store.take_for_sending(group,
+                                                             time.time() + SETTLE_SECONDS)
             self._marked.update(group)
+        return attempt_id in self._taken

@@ -120,6 +120,22 @@ class SchedulingQueries(StoreBase):
                                      "AND submit_status IS NOT 'unsent'")
             return cur.rowcount
 
+    async def take_for_sending(self, attempt_ids: Sequence[int], until: float) -> set[int]:
+        """Mark attempts 'unknown' (they may exist from now on) just before their SubmitJob, but
+        only those still known not to exist ('unsent', or 'pending' from earlier versions):
+        the ids returned may be sent, and nothing else. An attempt recorded, or taken by
+        another send, since its caller read it is left alone: exactly once does not rest on
+        how fresh the caller's view was."""
+        async with self.batch() as batch:
+            rows = await batch.fetch(
+                f"SELECT id FROM attempts WHERE id IN ({','.join('?' * len(attempt_ids))}) "
+                "AND state = 'SUBMITTING' AND submit_status IN ('unsent', 'pending')",
+                attempt_ids)
+            taken = {r["id"] for r in rows}
+            batch.defer_many("UPDATE attempts SET submit_status = 'unknown', next_poll_at = ? "
+                             "WHERE id = ?", [(until, a) for a in taken])
+        return taken
+
     async def set_submit_status(self, items: Sequence[tuple[int, str, float]]) -> None:
         """(attempt_id, 'pending'|'unsent'|'unknown', next try at)."""
         async with self.batch() as batch:

@@ -10,12 +10,14 @@ from batchd.submitter import MARK_AHEAD, _MarkAhead
 
 
 class RecordingStore:
-    def __init__(self) -> None:
+    def __init__(self, sent_meanwhile: frozenset[int] = frozenset()) -> None:
         self.calls: list[list[tuple[int, str, float]]] = []
+        self.sent_meanwhile = sent_meanwhile       # no longer 'unsent' in the store
 
-    async def set_submit_status(self, items):
+    async def take_for_sending(self, attempt_ids, until):
         await asyncio.sleep(0)             # a real store yields to the loop here
-        self.calls.append(list(items))
+        self.calls.append([(a, "unknown", until) for a in attempt_ids])
+        return {a for a in attempt_ids if a not in self.sent_meanwhile}
 
 
 def _claims(n: int) -> list[Claim]:
@@ -45,3 +47,12 @@ async def test_concurrent_senders_mark_each_attempt_once():
     marked = [a for call in store.calls for a, _, _ in call]
     assert sorted(marked) == [c.attempt_id for c in claims]
     assert len(store.calls) <= 45 // MARK_AHEAD + 5
+
+
+async def test_only_attempts_the_store_still_has_unsent_may_be_sent():
+    claims = _claims(30)
+    store = RecordingStore(sent_meanwhile=frozenset({1003, 1025}))
+    marks = _MarkAhead(store, claims)       # type: ignore[arg-type]
+    allowed = [c.attempt_id for c in claims if await marks.before_send(c.attempt_id)]
+    assert allowed == [c.attempt_id for c in claims if c.attempt_id not in (1003, 1025)]
+    assert await marks.before_send(1003) is False          # and stays so when asked again

@@ -254,7 +254,7 @@ def _count_trips(store: Store, monkeypatch, connection: str = "writer") -> list[
     return trips
 
 
-async def _claimed(store: Store, samples: int, limit: int = 100):
+async def _claimed(store: Store, samples: int, limit: int = 100, plan=plan):
     """A one-step workflow of `samples` samples with up to `limit` of them claimed."""
     wf_id = await make_workflow(store, samples=tuple(f"s{i}" for i in range(samples)), steps=1)
     await store.submit_workflow(wf_id)
