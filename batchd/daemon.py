@@ -204,6 +204,7 @@ async def serve(settings: Settings, *, notify: Callable[[str], None] | None = No
         poller = Poller(store, backend, settings, wake, stop)
         checker = Checker(store, backend, settings, wake, stop)
         stuck = StuckWatcher(store, backend, settings, stop, interval=settings.stuck_interval)
+        await poller.repair_undecided()   # before the loops: a crash may have left some
 
         def follow(new: Settings) -> None:  # holders not covered by `.settings = new`
             app[access.POLICY].admin_group = new.admin_group

@@ -18,7 +18,7 @@ from typing import Any
 
 from .backends.base import DESCRIBE_BATCH, Backend, JobStatus
 from .errors import BackendError
-from .failures import FailedAttempt, RetryPolicy, classify, decide
+from .failures import SUBMIT_REJECTED, FailedAttempt, RetryPolicy, classify, decide
 from .logs import get_logger
 from .settings import Settings
 from .store import AttemptUpdate, Store
@@ -174,13 +174,15 @@ class Poller:
                 elif status.status == "SUCCEEDED":
                     self.log.info("job_succeeded", job_id=status.job_id,
                                   job_name=status.job_name)
-        await self.store.apply_poll(updates, missing)
+        # Decided before anything is written, and written with the answer in one
+        # transaction: a crash can leave neither a FAILED attempt with an undecided job.
+        decisions = await self._decide_failed(failed) if failed else []
+        await self.store.apply_poll(updates, missing, decisions)
         if any(u.changed and u.state == "SUCCEEDED" for u in updates):
             self.wake.checker.set()
-        if failed:
-            await self._handle_failures([
-                (a["id"], classify(s.status_reason, s.container_reason, s.exit_code),
-                 s.container_reason or s.status_reason or "") for a, s in failed])
+        if decisions:
+            self.wake.submitter.set()
+            self.wake.checker.set()
         for attempt in lost:
             await self._reconcile_lost(attempt)
         if cancels:
@@ -219,13 +221,29 @@ class Poller:
         await self.store.mark_lost(attempt["id"], reason)
         self.wake.checker.set()
 
-    async def _handle_failures(self, items: list[tuple[int, str, str]]) -> None:
-        """(attempt_id, failure class, detail): apply the retry policy to each."""
-        context = await self.store.failure_context(a for a, _, _ in items)
+    async def _decide_failed(self, failed: list[tuple[dict[str, Any], JobStatus]]) -> list:
+        """The retry decisions for attempts this poll saw fail, from the answer itself (the
+        store does not have it yet) and the job's counters."""
+        context = await self.store.failure_context(a["id"] for a, _ in failed)
+        items = []
+        for attempt, s in failed:
+            ctx = context.get(attempt["id"])
+            if ctx is None:
+                continue
+            ctx = {**ctx, "exit_code": s.exit_code,
+                   "memory": ctx["memory"] if ctx["memory"] is not None else s.memory,
+                   "vcpus": ctx["vcpus"] if ctx["vcpus"] is not None else s.vcpus}
+            items.append((ctx, classify(s.status_reason, s.container_reason, s.exit_code),
+                          s.container_reason or s.status_reason or ""))
+        return self.decisions(items)
+
+    def decisions(self, items: list[tuple[dict[str, Any], str, str]]) -> list:
+        """(failure context, failure class, detail) -> (job_id, attempt_id, decision) for the
+        attempts still current; the retry policy is applied as `failures.decide` says."""
         decisions = []
-        for attempt_id, cls, detail in items:
-            ctx = context.get(attempt_id)
-            if ctx is None or ctx["current_attempt_id"] != attempt_id:
+        for ctx, cls, detail in items:
+            attempt_id = ctx["attempt_id"]
+            if ctx["current_attempt_id"] != attempt_id:
                 continue
             policy = RetryPolicy.merged(self.settings.retry, _json(ctx["retry"]))
             failure = FailedAttempt(cls, detail, ctx["exit_code"], ctx["memory"], ctx["vcpus"],
@@ -235,11 +253,29 @@ class Poller:
             event = "job_retrying" if type(decision).__name__ == "Retry" else "job_failed"
             self.log.warning(event, attempt_id=attempt_id, failure_class=cls,
                              reason=decision.reason)
+        return decisions
+
+    async def repair_undecided(self) -> int:
+        """Start-up sweep: a job whose current attempt is FAILED but which is still in flight
+        was left by a crash between recording the answer and deciding (versions before the
+        two were one transaction). Nothing polls a terminal attempt, so decide it now, as
+        the poll would have."""
+        rows = await self.store.undecided_failures()
+        items = []
+        for row in rows:
+            if row["backend_job_id"] is None:      # refused by SubmitJob (submitter._reject)
+                cls, detail = SUBMIT_REJECTED, row["status_reason"] or ""
+            else:
+                cls = classify(row["status_reason"], row["container_reason"], row["exit_code"])
+                detail = row["container_reason"] or row["status_reason"] or ""
+            items.append((row, cls, detail))
+        decisions = self.decisions(items)
         if decisions:
             await self.store.apply_failures(decisions)
             self.wake.submitter.set()
             self.wake.checker.set()
-
+        self.log.info("startup_repaired", undecided=len(rows), decided=len(decisions))
+        return len(decisions)
 
 def _json(text: str | None) -> dict[str, Any] | None:
     return json.loads(text) if text else None

@@ -262,11 +262,13 @@ class Submitter:
         return True
 
     async def _reject(self, claim: Claim, error: BackendError) -> None:
-        await self.store.fail_attempt(claim.attempt_id, error.message)
         failure = FailedAttempt(SUBMIT_REJECTED, error.message, None, None, None, None, 0, 0)
         decision = decide(failure, RetryPolicy())
         assert isinstance(decision, GiveUp)
-        await self.store.apply_failures([(claim.job_id, claim.attempt_id, decision)])
+        # One transaction: a crash between the two left the job SUBMITTING with a FAILED
+        # attempt, which nothing would look at again.
+        await self.store.fail_attempt(claim.attempt_id, error.message,
+                                      (claim.job_id, decision))
         self.log.warning("job_failed", job_name=claim.request["job_name"],
                          failure_class=SUBMIT_REJECTED, reason=decision.reason)
 

@@ -193,8 +193,11 @@ class SchedulingQueries(StoreBase):
         return at
 
     async def apply_poll(self, updates: Sequence[AttemptUpdate], missing: Sequence[tuple[int, float]],
-                         ) -> None:
-        """Record one DescribeJobs batch: attempt fields, job mirror states, transitions."""
+                         failures: Sequence[tuple[int, int, Retry | GiveUp]] = ()) -> None:
+        """Record one DescribeJobs batch: attempt fields, job mirror states, transitions, and
+        the retry decisions (job_id, attempt_id, decision) for attempts it reports FAILED,
+        all in one transaction: recorded apart, a crash between the two left a FAILED
+        attempt whose job nothing would ever move again (a terminal attempt is not polled)."""
         now = time.time()
         async with self.batch() as batch:
             batch.defer_many(
@@ -222,6 +225,7 @@ class SchedulingQueries(StoreBase):
             batch.defer_many(
                 "UPDATE attempts SET missing_polls = missing_polls + 1, next_poll_at = ? "
                 "WHERE id = ?", [(at, attempt_id) for attempt_id, at in missing])
+            _defer_failures(batch, failures, now)
 
     async def defer_polls(self, items: Sequence[tuple[int, float]]) -> None:
         """(attempt_id, next poll at) after a describe that could not be answered."""
@@ -229,15 +233,19 @@ class SchedulingQueries(StoreBase):
             batch.defer_many("UPDATE attempts SET next_poll_at = ? WHERE id = ?",
                              [(at, attempt_id) for attempt_id, at in items])
 
-    async def fail_attempt(self, attempt_id: int, reason: str) -> None:
-        """An attempt that ended without the backend saying so (rejected submit, lost job)."""
+    async def fail_attempt(self, attempt_id: int, reason: str,
+                           decided: tuple[int, Retry | GiveUp] | None = None) -> None:
+        """An attempt that ended without the backend saying so (a rejected submit), with the
+        retry decision (job_id, decision) in the same transaction (see apply_poll)."""
         now = time.time()
-        async with self.transaction() as conn:
-            await conn.execute("UPDATE attempts SET state = 'FAILED', status_reason = ?, "
-                               "stopped_at = coalesce(stopped_at, ?) WHERE id = ?",
-                               (reason, now, attempt_id))
-            await conn.execute("INSERT INTO transitions (attempt_id, state, reason, at) "
-                               "VALUES (?, 'FAILED', ?, ?)", (attempt_id, reason, now))
+        async with self.batch() as batch:
+            batch.defer("UPDATE attempts SET state = 'FAILED', status_reason = ?, "
+                        "stopped_at = coalesce(stopped_at, ?) WHERE id = ?",
+                        (reason, now, attempt_id))
+            batch.defer("INSERT INTO transitions (attempt_id, state, reason, at) "
+                        "VALUES (?, 'FAILED', ?, ?)", (attempt_id, reason, now))
+            if decided is not None:
+                _defer_failures(batch, [(decided[0], attempt_id, decided[1])], now)
 
     async def mark_lost(self, attempt_id: int, reason: str) -> None:
         """The backend forgot this attempt (most likely after it finished): the attempt is
@@ -274,30 +282,21 @@ class SchedulingQueries(StoreBase):
 
     async def apply_failures(self, items: Sequence[tuple[int, int, Retry | GiveUp]]) -> None:
         """(job_id, attempt_id, decision). Only the job's current attempt moves the job."""
-        now = time.time()
         async with self.batch() as batch:
-            for job_id, attempt_id, decision in items:
-                batch.defer("UPDATE attempts SET failure_class = ? WHERE id = ?",
-                            (decision.failure_class, attempt_id))
-                guard = (f"WHERE id = ? AND current_attempt_id = ? AND state IN "
-                         f"({_IN_FLIGHT_SQL}, '{CHECKING}')")
-                if isinstance(decision, Retry):
-                    batch.defer(
-                        "UPDATE jobs SET state = 'QUEUED', reason = ?, failure_class = ?, "
-                        "memory = ?, vcpus = ?, timeout = ?, spot_failures = spot_failures + ?, "
-                        f"other_failures = other_failures + ?, updated_at = ? {guard}",
-                        (decision.reason, decision.failure_class, decision.memory,
-                         decision.vcpus, decision.timeout, int(decision.spot),
-                         int(not decision.spot), now, job_id, attempt_id))
-                else:
-                    state = CANCELLED if decision.cancelled else FAILED
-                    spot = decision.failure_class == "spot"
-                    batch.defer(
-                        f"UPDATE jobs SET state = ?, reason = ?, failure_class = ?, "
-                        f"spot_failures = spot_failures + ?, other_failures = other_failures + ?,"
-                        f" updated_at = ? {guard}",
-                        (state, decision.reason, decision.failure_class, int(spot),
-                         int(not spot), now, job_id, attempt_id))
+            _defer_failures(batch, items, time.time())
+
+    async def undecided_failures(self) -> list[dict[str, Any]]:
+        """Current attempts that ended FAILED while their job is still in flight: left by a
+        crash between recording an answer and deciding on it (versions that used two
+        transactions). Each row carries what `failure_context` does plus the backend id."""
+        rows = await self.read(
+            "SELECT t.id AS attempt_id, t.backend_job_id, t.memory, t.vcpus, t.timeout, "
+            "t.failure_class, t.status_reason, t.container_reason, t.exit_code, "
+            "j.id AS job_id, j.state, j.current_attempt_id, j.spot_failures, "
+            "j.other_failures, a.retry FROM jobs j JOIN attempts t ON t.id = j.current_attempt_id "
+            "JOIN analyses a ON a.workflow_id = j.workflow_id AND a.step = j.step "
+            f"WHERE j.state IN ({_IN_FLIGHT_SQL}) AND t.state = 'FAILED'")
+        return [dict(r) for r in rows]
 
     # -- output checker -----------------------------------------------------------------------
     # The partial index, not jobs_by_state + a sort of every READY job (10,000 at a submit).
@@ -354,3 +353,31 @@ class SchedulingQueries(StoreBase):
                     f"workflow_id FROM jobs WHERE id IN ({','.join('?' * len(chunk))}))",
                     [now, *chunk])
 
+
+
+def _defer_failures(batch: Any, items: Sequence[tuple[int, int, Retry | GiveUp]],
+                    now: float) -> None:
+    """(job_id, attempt_id, decision) into a batch. Only the job's current attempt, still in
+    flight or being checked, moves the job: a decision delivered twice counts once."""
+    for job_id, attempt_id, decision in items:
+        batch.defer("UPDATE attempts SET failure_class = ? WHERE id = ?",
+                    (decision.failure_class, attempt_id))
+        guard = (f"WHERE id = ? AND current_attempt_id = ? AND state IN "
+                 f"({_IN_FLIGHT_SQL}, '{CHECKING}')")
+        if isinstance(decision, Retry):
+            batch.defer(
+                "UPDATE jobs SET state = 'QUEUED', reason = ?, failure_class = ?, "
+                "memory = ?, vcpus = ?, timeout = ?, spot_failures = spot_failures + ?, "
+                f"other_failures = other_failures + ?, updated_at = ? {guard}",
+                (decision.reason, decision.failure_class, decision.memory,
+                 decision.vcpus, decision.timeout, int(decision.spot),
+                 int(not decision.spot), now, job_id, attempt_id))
+        else:
+            state = CANCELLED if decision.cancelled else FAILED
+            spot = decision.failure_class == "spot"
+            batch.defer(
+                f"UPDATE jobs SET state = ?, reason = ?, failure_class = ?, "
+                f"spot_failures = spot_failures + ?, other_failures = other_failures + ?,"
+                f" updated_at = ? {guard}",
+                (state, decision.reason, decision.failure_class, int(spot),
+                 int(not spot), now, job_id, attempt_id))

@@ -114,7 +114,7 @@ async def test_runs_are_timed_on_this_machines_clock(poller, monkeypatch):
     import batchd.poller as module
 
     class Store:
-        async def apply_poll(self, updates, missing):
+        async def apply_poll(self, updates, missing, failures=()):
             self.updates = updates
 
     class Backend:
