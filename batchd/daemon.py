@@ -33,7 +33,7 @@ from .reload import Reloader
 from .settings import Settings
 from .store import Store
 from .stuck import StuckWatcher
-from .submitter import Submitter
+from .submitter import SETTLE_SECONDS, Submitter
 from .wakeups import Wakeups, pause
 
 log = get_logger(component="daemon")
@@ -187,7 +187,7 @@ async def serve(settings: Settings, *, notify: Callable[[str], None] | None = No
     runner: web.AppRunner | None = None
     try:
         await backend.start()
-        unknown = await store.mark_all_submitting_unknown()
+        unknown = await store.mark_all_submitting_unknown(time.time() + SETTLE_SECONDS)
         stop, wake = asyncio.Event(), Wakeups()
         ctx = Context(store=store, backend=backend, settings=settings, wake=wake, stop=stop)
         app = build_app(ctx)

@@ -10,7 +10,8 @@ Order of operations per attempt (the exactly-once protocol):
    backend has been asked for a job of that name (`find_by_name`). Just before each send the
    attempt is marked 'unknown', in a transaction that takes it only if it is still 'unsent'
    (proven absent and not being sent): what was read before is never trusted for that.
-   After a crash every SUBMITTING attempt that is not 'unsent' is 'unknown', and each
+   After a crash every SUBMITTING attempt that is not 'unsent' is 'unknown' (looked up no
+   sooner than SETTLE_SECONDS after its send, as without a crash), and each
    lookup's answer is recorded as soon as it comes, so a daemon restarted again and again
    still makes progress.
 Per-queue caps bound the jobs in flight; work is taken round-robin across workflows so one

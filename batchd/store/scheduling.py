@@ -108,16 +108,22 @@ class SchedulingQueries(StoreBase):
         written by earlier versions) or a reconciliation ('unknown')."""
         return await self.read_with(reads.attempts_to_send, now, limit, status)
 
-    async def mark_all_submitting_unknown(self) -> int:
+    async def mark_all_submitting_unknown(self, settle_until: float = 0.0) -> int:
         """At start-up nobody knows whether an in-progress SubmitJob reached AWS. Only
         'unsent' attempts are known not to exist (never sent, found absent or refused, and
         not sent since: the submitter marks an attempt 'unknown' before each send), so they
         keep their status: otherwise a daemon restarted often would look them all up again
-        every time. ('pending' is what earlier versions wrote, sent or not: unknown.)"""
+        every time. ('pending' is what earlier versions wrote, sent or not: unknown.)
+
+        ListJobs lags SubmitJob, so a lookup is trusted only once the send has settled: an
+        'unknown' attempt keeps the settle time it was given when it was marked (resetting
+        it to 0 had a job sent just before the crash looked up at once, found absent and
+        sent again); one whose send time is not known waits until `settle_until`."""
         async with self.transaction() as conn:
-            cur = await conn.execute("UPDATE attempts SET submit_status = 'unknown', "
-                                     "next_poll_at = 0 WHERE state = 'SUBMITTING' "
-                                     "AND submit_status IS NOT 'unsent'")
+            cur = await conn.execute("UPDATE attempts SET next_poll_at = CASE WHEN "
+                                     "submit_status = 'unknown' THEN next_poll_at ELSE ? END, "
+                                     "submit_status = 'unknown' WHERE state = 'SUBMITTING' "
+                                     "AND submit_status IS NOT 'unsent'", (settle_until,))
             return cur.rowcount
 
     async def take_for_sending(self, attempt_ids: Sequence[int], until: float) -> set[int]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import itertools
 import re
+import time
 import uuid
 from collections import OrderedDict
 from typing import Any
@@ -31,6 +32,7 @@ class BatchApi:
         self.jobdefs: dict[str, list[dict[str, Any]]] = {}     # name -> revisions (rev-1 index)
         self._snapshots: OrderedDict[str, list[Job]] = OrderedDict()
         self._snap_ids = itertools.count(1)
+        self._listed_from: dict[str, float] = {}   # job id -> monotonic time it is listed
         self.register_defaults()
 
     def register_defaults(self) -> None:
@@ -127,6 +129,8 @@ class BatchApi:
                   depends_on=depends, tags=tags, propagate_tags=bool(req.get("propagateTags")),
                   retry_strategy=retry, image=props.get("image", "busybox"))
         self.sim.submit(job, deps)
+        if self.config.list_lag > 0:
+            self._listed_from[job.id] = time.monotonic() + self.config.list_lag
         return {"jobArn": job.arn, "jobName": name, "jobId": job_id}
 
     # -- DescribeJobs / ListJobs ---------------------------------------------------------
@@ -227,7 +231,8 @@ class BatchApi:
         filters = req.get("filters") or []
         if not filters:
             status = req.get("jobStatus") or "RUNNING"
-            return list(self.sim.by_queue_status.get((queue, status), {}).values())
+            return [j for j in self.sim.by_queue_status.get((queue, status), {}).values()
+                    if not self._unlisted(j)]
         jobs: list[Job] | None = None
         for f in filters:
             name, values = f.get("name"), f.get("values") or []
@@ -250,7 +255,17 @@ class BatchApi:
             else:
                 raise client_error(f"Unsupported filter {name}")
         jobs = sorted(jobs or [], key=lambda j: j.created_at)
-        return jobs
+        return [j for j in jobs if not self._unlisted(j)]
+
+    def _unlisted(self, job: Job) -> bool:
+        """ListJobs lags SubmitJob (`list_lag`, real seconds): a new job is not listed yet."""
+        until = self._listed_from.get(job.id)
+        if until is None:
+            return False
+        if time.monotonic() >= until:
+            del self._listed_from[job.id]
+            return False
+        return True
 
     # -- Cancel / Terminate ------------------------------------------------------------------
     def op_CancelJob(self, req: dict[str, Any]) -> dict[str, Any]:

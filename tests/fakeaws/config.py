@@ -83,6 +83,8 @@ class FakeConfig:
     drop_submit_response_rate: float = 0.0   # create the job, then lose the response
     drop_submit_response_count: int = 0      # ... for the next N SubmitJob calls
     drop_submit_mode: str = "close"       # "close" (reset connection) | "500" (empty 500)
+    list_lag: float = 0.0                 # REAL seconds a new job stays absent from ListJobs
+    # (real, like batchd's own settle delay, so a test does not depend on time_scale)
     auto_create_buckets: bool = True
 
     @classmethod
