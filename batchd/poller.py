@@ -6,7 +6,8 @@ soonest (within half an interval): ragged batches would multiply API calls per j
 RUNNABLE, and RUNNING jobs younger than their step's shortest success so far, are polled less
 often (nothing but a rare failure can happen to them, and AWS's quota is shared with
 SubmitJob). A job DescribeJobs stops returning is looked up by name and otherwise declared
-lost, never polled forever.
+lost, never polled forever; a job of the same name with another id was made outside batchd
+(reported as `duplicate_job_found`, never adopted in place of the recorded one).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from .store import AttemptUpdate, Store
 from .wakeups import Wakeups, pause
 
 MISSING_POLLS_BEFORE_LOST = 3
+DUPLICATE_PATIENCE = 3        # times as many missing polls while a same-name job exists
 RUNNABLE_SLOWDOWN = 4.0       # poll long-RUNNABLE jobs this many times less often
 RUNNABLE_PATIENCE = 2.0       # ... once RUNNABLE for this many poll intervals
 YOUNG_SLOWDOWN = 3.0          # poll RUNNING jobs this many times less often while younger
@@ -211,8 +213,19 @@ class Poller:
             # Listed but not described: a passing inconsistency; look again later.
             await self.store.defer_polls([(attempt["id"], time.time() + self.interval)])
             return
+        if found is not None:
+            # Another job of this name, created outside batchd (names are batchd's own and
+            # it sends each once): the recorded one is still ours. Keep polling it, for a
+            # bounded while (DescribeJobs may lag), and report the other.
+            self.log.warning("duplicate_job_found", job_name=attempt["job_name"],
+                             job_id=attempt["backend_job_id"], duplicate_job_id=found.job_id)
+            if attempt["missing_polls"] + 1 < DUPLICATE_PATIENCE * MISSING_POLLS_BEFORE_LOST:
+                await self.store.apply_poll([], [(attempt["id"], time.time() + self.interval)])
+                return
+        other = (f"; job {found.job_id} of the same name was created outside batchd"
+                 if found is not None else " and has no job of that name")
         reason = (f"AWS Batch no longer returns job {attempt['backend_job_id']} "
-                  f"({attempt['job_name']}) and has no job of that name; it was most likely "
+                  f"({attempt['job_name']}){other}; it was most likely "
                   "forgotten after it finished")
         self.log.warning("job_lost", job_id=attempt["backend_job_id"],
                          job_name=attempt["job_name"])
