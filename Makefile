@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test test-fast bench install clean
+.PHONY: demo test test-fast bench crash-points install clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ test: $(BIN)/.installed
 
 test-fast: $(BIN)/.installed
 	$(BIN)/python -m pytest -q -m "not slow"
+
+# Every reached crash point (n = 1 and the median pass), not the CI sample.
+crash-points: $(BIN)/.installed
+	CRASH_POINTS_ALL=1 $(BIN)/python -m pytest -q -s tests/e2e/test_crash_points.py
 
 bench: $(BIN)/.installed
 	$(BIN)/python -m tests.bench $(BENCH_ARGS)

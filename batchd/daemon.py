@@ -22,7 +22,7 @@ from typing import Awaitable, Callable
 
 from aiohttp import web
 
-from . import __version__, access, observe
+from . import __version__, access, crashpoints, observe
 from .api import Context, build_app
 from .backends.base import Backend
 from .checker import Checker
@@ -184,6 +184,7 @@ async def serve(settings: Settings, *, notify: Callable[[str], None] | None = No
     claim_socket(settings.socket)
     store = await Store.open(settings.database)
     backend = make_backend(settings)
+    crashpoints.install(store, backend)  # TEST-ONLY; no-op unless BATCHD_CRASH_AT/_LOG set
     runner: web.AppRunner | None = None
     try:
         await backend.start()
