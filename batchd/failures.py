@@ -23,13 +23,18 @@ OUTPUTS_MISSING = "outputs_missing"
 LOST = "lost"
 CANCELLED = "cancelled"
 SUBMIT_REJECTED = "submit_rejected"
+REGISTRY_THROTTLED = "registry_throttled"
 
 CLASSES = (SPOT, OOM, TIMEOUT, IMAGE, MISCONFIGURATION, DEPENDENCY, APP, OUTPUTS_MISSING, LOST,
-           CANCELLED, SUBMIT_REJECTED)
+           CANCELLED, SUBMIT_REJECTED, REGISTRY_THROTTLED)
 
 _IMAGE_MARKERS = ("CannotPullContainerError", "CannotStartContainerError",
                   "CannotCreateContainerError", "CannotInspectContainerError",
                   "ResourceInitializationError", "CannotStopContainerError")
+# A registry's rate limit (Docker Hub's "toomanyrequests", HTTP 429) says nothing about the
+# image: the same pull works a little later, so it must not give the job up as an image error.
+_REGISTRY_THROTTLE_MARKERS = ("toomanyrequests", "too many requests", "429 too many",
+                              "rate limit exceeded", "pull rate limit")
 
 
 def classify(status_reason: str | None, container_reason: str | None,
@@ -44,6 +49,9 @@ def classify(status_reason: str | None, container_reason: str | None,
     if "exceeded timeout" in reason:
         return TIMEOUT
     if any(marker in both for marker in _IMAGE_MARKERS):
+        lowered = both.lower()
+        if any(marker in lowered for marker in _REGISTRY_THROTTLE_MARKERS):
+            return REGISTRY_THROTTLED
         return IMAGE
     if "MISCONFIGURATION" in both:
         return MISCONFIGURATION
@@ -109,6 +117,8 @@ def describe(failure: FailedAttempt) -> str:
     cls, detail = failure.failure_class, failure.detail
     if cls == SPOT:
         return "the spot instance running it was reclaimed by AWS"
+    if cls == REGISTRY_THROTTLED:
+        return f"the container registry limited its image pulls ({detail})"
     if cls == OOM:
         return f"it ran out of memory with {_mib(failure.memory)}"
     if cls == TIMEOUT:
@@ -144,14 +154,17 @@ def decide(failure: FailedAttempt, policy: RetryPolicy) -> Retry | GiveUp:
                       "`batchctl resubmit`", cls)
     if cls == CANCELLED:
         return GiveUp(what, cls, cancelled=True)
-    if cls == SPOT:
+    if cls in (SPOT, REGISTRY_THROTTLED):
+        # Not the job's fault either way: counted with spot reclaims (infrastructure).
         used = failure.spot_failures + 1
         if used < policy.spot_attempts:
             return Retry(f"{what}; retrying with the same resources (spot retry {used} of "
                          f"{policy.spot_attempts - 1})", cls, failure.memory, failure.vcpus,
                          failure.timeout, spot=True)
+        fix = ("consider an on-demand queue" if cls == SPOT else
+               "use a registry mirror (ECR pull-through cache) or registry credentials")
         return GiveUp(f"{what} {used} times (retry.spot_attempts = {policy.spot_attempts}); "
-                      "consider an on-demand queue", cls)
+                      f"{fix}", cls)
     attempts_used = failure.other_failures + 1
     if attempts_used >= policy.max_attempts:
         return GiveUp(f"{what}; gave up after {attempts_used} failed attempt"

@@ -70,6 +70,9 @@ def classify_client_error(exc: BaseException, *, operation: str | None = None,
       connection reset/closed, 5xx) -> SubmitOutcomeUnknown: the job may exist
     - credentials missing/expired/denied -> TransientBackendError (fixed outside batchd)
     - other 4xx (ClientException, validation) -> PermanentBackendError with AWS's message
+    - for SubmitJob, any exception not recognised here -> SubmitOutcomeUnknown: only an
+      answer that proves nothing was created (throttling, a 4xx, a client-side parameter
+      error, a connection never made) may be resent or failed without a lookup
     """
     if isinstance(exc, BackendError):
         return exc
@@ -144,6 +147,12 @@ def classify_client_error(exc: BaseException, *, operation: str | None = None,
             f"could not reach {service}{where} ({kind_text}: {exc}); batchd will retry",
             operation=op, error=kind_text)
 
+    if submit:
+        # Nothing proves the request was not sent: resending blindly could create it twice.
+        return SubmitOutcomeUnknown(
+            f"SubmitJob for {what} failed unexpectedly ({type(exc).__name__}: {exc}); the job "
+            "may exist anyway, so batchd will look it up by name before sending it again",
+            operation=op, error=type(exc).__name__)
     return TransientBackendError(f"unexpected error calling {service} {op or ''}: "
                                  f"{type(exc).__name__}: {exc}", operation=op,
                                  error=type(exc).__name__)

@@ -285,3 +285,21 @@ async def test_other_batch_calls_are_validated_before_sending(fake_env):
             await backend.close()
     assert "containerProperties.vcpus" in info.value.message
     assert server.requests == []
+
+
+class _UnknownBotoError(Exception):
+    pass
+
+
+@pytest.mark.parametrize("exc", [RuntimeError("event loop hiccup"), _UnknownBotoError("?"),
+                                 KeyError("jobId"), ValueError("bad chunk")])
+def test_unrecognised_submit_error_is_an_unknown_outcome(exc):
+    # Anything not proven to have created nothing must be looked up by name, never resent.
+    err = classify_client_error(exc, operation="SubmitJob", job_name="p-w-s1-0-a1")
+    assert type(err) is SubmitOutcomeUnknown
+    assert "look it up by name" in err.message
+
+
+def test_unrecognised_error_elsewhere_stays_transient():
+    err = classify_client_error(RuntimeError("x"), operation="DescribeJobs")
+    assert type(err) is TransientBackendError

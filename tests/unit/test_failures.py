@@ -80,3 +80,17 @@ def test_outputs_missing_is_retried_and_policy_merges_overrides():
 def test_cancelled_is_not_retried():
     decision = decide(failed("cancelled"), POLICY)
     assert isinstance(decision, GiveUp) and decision.cancelled
+
+
+@pytest.mark.parametrize("container_reason", [
+    "CannotPullContainerError: Error response from daemon: toomanyrequests: You have reached "
+    "your pull rate limit. You may increase the limit by authenticating and upgrading",
+    "CannotPullContainerError: failed to resolve ref docker.io/library/ubuntu:22.04: "
+    "unexpected status from HEAD request: 429 Too Many Requests",
+])
+def test_registry_throttling_is_retried_not_an_image_error(container_reason):
+    cls = classify("Task failed to start", container_reason, None)
+    assert cls == "registry_throttled"
+    decision = decide(FailedAttempt(cls, container_reason, None, 8000, 4, 3600, 0, 2), POLICY)
+    assert isinstance(decision, Retry) and decision.spot and decision.memory == 8000
+    assert "registry" in decision.reason
