@@ -9,6 +9,8 @@ stops the daemon at start-up with a readable message instead of a surprise hours
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import math
 import os
 import tomllib
 from dataclasses import dataclass, field, fields
@@ -123,6 +125,31 @@ _CHOICES = {"backend": ("local", "aws"), "log_format": ("auto", "json", "console
             "log_level": ("debug", "info", "warning", "error")}
 
 
+# (lowest, highest) accepted; a zero poll interval or rate would spin or never call AWS,
+# and absurd values (a 30-year poll, 10000 describers) are typos, not intentions.
+_RANGES: dict[str, tuple[float, float]] = {
+    "poll_interval": (0.01, 86400.0), "check_retry_interval": (0.01, 86400.0),
+    "rate_limit": (0.1, 10000.0), "max_in_flight": (1, 10_000_000),
+    "submit_concurrency": (1, 1024), "describe_concurrency": (1, 256),
+    "local_vcpus": (0.01, 100_000.0), "local_memory": (1, 1 << 40),
+    "stuck_factor": (1.0, 1e6), "stuck_interval": (0.01, 86400.0),
+    "max_request_bytes": (1024, 1 << 40), "shutdown_timeout": (0.0, 3600.0),
+}
+
+
+def _check_range(name: str, number: float) -> None:
+    low, high = _RANGES.get(name, (0, math.inf))
+    if not low <= number <= high:
+        raise ValueError(f"must be between {low:g} and {high:g}")
+
+
+def _unknown(path: Path, label: str, key: str, known) -> InvalidInput:
+    near = difflib.get_close_matches(key, list(known), n=1)
+    hint = f"did you mean {near[0]!r}?" if near else f"known keys: {', '.join(sorted(known))}"
+    what = f"key {label}{key}" if label else f"setting {key!r}"
+    return InvalidInput(f"{path}: unknown {what}; {hint}")
+
+
 def _coerce(name: str, value: Any, where: str) -> Any:
     """Convert a raw value (str from env/flags, or a TOML value) to the field's type."""
     target = _FIELDS[name].type if name in _FIELDS else _RETRY_FIELDS[name].type
@@ -142,16 +169,20 @@ def _coerce(name: str, value: Any, where: str) -> Any:
                 return False
             raise ValueError("expected true or false")
         if "float" in target:
+            if isinstance(value, bool):
+                raise ValueError("expected a number")
             number = float(value)
-            if number < 0:
-                raise ValueError("must not be negative")
+            if not math.isfinite(number):
+                raise ValueError("must be a finite number")
+            _check_range(name, number)
             return number
         if "int" in target:
             if isinstance(value, float) and not value.is_integer():
                 raise ValueError("expected a whole number")
+            if isinstance(value, bool):
+                raise ValueError("expected a whole number")
             number = int(value)
-            if number < 0:
-                raise ValueError("must not be negative")
+            _check_range(name, number)
             return number
         text = str(value)
         if name in _CHOICES and text not in _CHOICES[name]:
@@ -178,15 +209,13 @@ def _from_toml(path: Path) -> tuple[dict[str, Any], dict[str, int], dict[str, An
         if key in _TOML_SECTIONS and isinstance(value, dict):
             for sub, subvalue in value.items():
                 if sub not in _TOML_SECTIONS[key]:
-                    known = ", ".join(sorted(_TOML_SECTIONS[key]))
-                    raise InvalidInput(f"{path}: unknown key [{key}] {sub}; known keys: {known}")
+                    raise _unknown(path, f"[{key}] ", sub, _TOML_SECTIONS[key])
                 flat[_TOML_SECTIONS[key][sub]] = _coerce(_TOML_SECTIONS[key][sub], subvalue,
                                                          f"{path}: [{key}] {sub}")
         elif key == "retry" and isinstance(value, dict):
             for sub, subvalue in value.items():
                 if sub not in _RETRY_FIELDS:
-                    raise InvalidInput(f"{path}: unknown key [retry] {sub}; known keys: "
-                                       f"{', '.join(_RETRY_FIELDS)}")
+                    raise _unknown(path, "[retry] ", sub, _RETRY_FIELDS)
                 retry[sub] = _coerce(sub, subvalue, f"{path}: [retry] {sub}")
         elif key == "queues" and isinstance(value, dict):
             for queue, table in value.items():
@@ -198,7 +227,7 @@ def _from_toml(path: Path) -> tuple[dict[str, Any], dict[str, int], dict[str, An
         elif key in _FIELDS:
             flat[key] = _coerce(key, value, where)
         else:
-            raise InvalidInput(f"{path}: unknown setting {key!r}")
+            raise _unknown(path, "", key, [*_FIELDS, *_TOML_SECTIONS, "retry", "queues"])
     return flat, caps, retry
 
 

@@ -74,3 +74,46 @@ def test_bad_env_names_the_variable():
 def test_missing_config_file_is_an_error(tmp_path):
     with pytest.raises(InvalidInput, match="does not exist"):
         load_settings({"config_file": str(tmp_path / "nope.toml")}, env={})
+
+
+# Each of these once loaded: a zero poll interval or rate made a loop spin or never call AWS,
+# a NaN compared false everywhere, and TOML's `true` silently became 1.
+@pytest.mark.parametrize("layer, name, value, expected", [
+    ("toml", "poll_interval", "0", "poll_interval: must be between"),
+    ("toml", "poll_interval", "1e9", "poll_interval: must be between"),
+    ("toml", "poll_interval", "nan", "poll_interval: must be a finite number"),
+    ("toml", "poll_interval", "inf", "poll_interval: must be a finite number"),
+    ("toml", "poll_interval", "true", "poll_interval: expected a number"),
+    ("toml", "describe_concurrency", "10000", "describe_concurrency: must be between"),
+    ("toml", "max_in_flight", "0", "max_in_flight: must be between"),
+    ("env", "rate_limit", "0", "BATCHD_RATE_LIMIT"),
+    ("env", "rate_limit", "-5", "BATCHD_RATE_LIMIT"),
+    ("env", "poll_interval", "NaN", "BATCHD_POLL_INTERVAL"),
+    ("flag", "rate_limit", 0.0, "--rate-limit"),
+    ("flag", "poll_interval", -1.0, "--poll-interval"),
+])
+def test_zero_negative_absurd_and_non_finite_numbers_are_refused(tmp_path, layer, name, value,
+                                                                 expected):
+    flags: dict = {}
+    env: dict = {}
+    if layer == "toml":
+        config = tmp_path / "batchd.toml"
+        section = "[aws]\n" if name == "rate_limit" else ""
+        config.write_text(f"{section}{name} = {value}\n")
+        flags["config_file"] = str(config)
+    elif layer == "env":
+        env[f"BATCHD_{name.upper()}"] = value
+    else:
+        flags[name] = value
+    with pytest.raises(InvalidInput) as err:
+        load_settings(flags, env=env)
+    assert expected in err.value.message
+    assert "\n" not in err.value.message
+
+
+def test_unknown_toml_key_names_the_nearest_valid_one(tmp_path):
+    config = tmp_path / "batchd.toml"
+    config.write_text("pol_interval = 5\n")
+    with pytest.raises(InvalidInput) as err:
+        load_settings({"config_file": str(config)}, env={})
+    assert "did you mean 'poll_interval'?" in err.value.message
