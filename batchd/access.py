@@ -22,6 +22,7 @@ from typing import Callable
 from aiohttp import web
 
 from .errors import PermissionDenied
+from .limits import shorten
 from .logs import get_logger
 from .peercred import Caller, caller_of
 
@@ -148,5 +149,5 @@ async def audit_middleware(request: web.Request, handler) -> web.StreamResponse:
         outcome = ("ok" if status < 400 else "denied" if status == 403
                    else "unavailable" if status == 503 else "error")
         log.info("audit", user=caller.name, uid=caller.uid, pid=caller.pid,
-                 action=ACTIONS.get(name or "", name or request.path), target=_target(request),
-                 method=request.method, path=request.path, status=status, outcome=outcome)
+                 action=ACTIONS.get(name or "", name or request.path), target=shorten(_target(request)),
+                 method=request.method, path=shorten(request.path), status=status, outcome=outcome)

@@ -17,7 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
-from . import __version__, access, operations
+from . import __version__, access, limits, operations
 from .backends.base import Backend
 from .errors import BatchdError, InvalidInput, PayloadTooLarge
 from .logs import get_logger
@@ -98,7 +98,7 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
         return _json({"error": exc.to_json()}, status=exc.http_status)
     except web.HTTPException as exc:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status, "http_error")
-        return _json({"error": {"code": code, "message": f"{request.method} {request.path}: "
+        return _json({"error": {"code": code, "message": f"{request.method} {limits.clip(request.path)}: "
                                 f"{exc.reason}"}}, status=exc.status)
     except asyncio.CancelledError:
         raise
@@ -108,13 +108,28 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
                                 "details are in the daemon's log"}}, status=500)
 
 
+@web.middleware
+async def limits_middleware(request: web.Request, handler) -> web.StreamResponse:
+    # before the handler: a 50 MB name must not reach a regex, a store lookup or a log line
+    limits.check_request_line(request)
+    return await handler(request)
+
+
 async def _body(request: web.Request) -> dict[str, Any]:
+    route = getattr(request.match_info.handler, "__name__", "")
+    limit, setting = limits.body_limit(_ctx(request).settings, route)
+    raw = await limits.read_body(request, limit, setting)
     try:
-        body = await request.json(loads=json.loads)
-    except json.JSONDecodeError as exc:
-        raise InvalidInput(f"the request body is not valid JSON: {exc}") from None
+        body = json.loads(raw) if raw else None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"the request body is not valid JSON: {limits.clip(str(exc))}"
+                           ) from None
     if not isinstance(body, dict):
         raise InvalidInput("the request body must be a JSON object")
+    for key in ("name", "project", "workflow", "sample", "queue", "filename", "step"):
+        limits.check_name(f"request field {key!r}", body.get(key))
+    if isinstance(body.get("reason"), str) and len(body["reason"]) > 1024:
+        raise InvalidInput("request field 'reason' is longer than 1,024 characters; shorten it")
     return body
 
 
@@ -213,7 +228,7 @@ async def list_jobs(request: web.Request) -> web.Response:
     if state is not None:
         state = state.upper()
         if state not in JOB_STATES:
-            raise InvalidInput(f"unknown state {q['state']!r}; states are: "
+            raise InvalidInput(f"unknown state {limits.clip(q['state'])}; states are: "
                                f"{', '.join(JOB_STATES)}")
     jobs, next_cursor = await ctx.store.list_jobs(
         workflow["id"], state=state, sample=q.get("sample") or None,
@@ -340,7 +355,7 @@ def _state(value: Any) -> str | None:
         return None
     state = str(value).upper()
     if state not in JOB_STATES:
-        raise InvalidInput(f"unknown state {value!r}; states are: {', '.join(JOB_STATES)}")
+        raise InvalidInput(f"unknown state {limits.clip(value)}; states are: {', '.join(JOB_STATES)}")
     return state
 
 
@@ -349,7 +364,7 @@ def _opt_int(body: dict[str, Any], key: str, minimum: int = 0) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise InvalidInput(f"{key} must be a whole number >= {minimum}, got {value!r}")
+        raise InvalidInput(f"{key} must be a whole number >= {minimum}, got {limits.clip(value)}")
     return value
 
 
@@ -360,12 +375,13 @@ def _int(query, key: str) -> int | None:
     try:
         return int(value)
     except ValueError:
-        raise InvalidInput(f"query parameter {key!r} must be a whole number, got {value!r}")
+        raise InvalidInput(f"query parameter {key!r} must be a whole number, got {limits.clip(value)}")
 
 
 def build_app(ctx: Context) -> web.Application:
     # audit outermost: it records the status error_middleware turned an exception into
-    app = web.Application(middlewares=[access.audit_middleware, error_middleware],
+    app = web.Application(middlewares=[access.audit_middleware, error_middleware,
+                                       limits_middleware],
                           client_max_size=ctx.settings.max_request_bytes)
     app[CONTEXT] = ctx
     app[access.POLICY] = access.Policy(ctx.settings.admin_group)

@@ -14,6 +14,7 @@ import json
 import re
 
 from .errors import InvalidInput
+from .limits import clip
 
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 NAME_RULES = ("1-64 characters: letters, digits, '.', '_' and '-', starting with a letter "
@@ -34,6 +35,9 @@ def validate_name(kind: str, name: str) -> None:
     if not isinstance(name, str) or not name:
         raise InvalidInput(f"the {kind} name is empty; give a name of {NAME_RULES}", kind=kind)
     # '..' is refused because names become directory and S3 path components.
+    if len(name) > 64:
+        raise InvalidInput(f"invalid {kind} name {clip(name)} (it is {len(name):,} "
+                           f"characters long); a {kind} name must be {NAME_RULES}", kind=kind)
     if not NAME_RE.fullmatch(name) or ".." in name:
         bad = sorted({c for c in name if not re.fullmatch(r"[A-Za-z0-9._-]", c)})
         why = ""

@@ -89,6 +89,11 @@ class Settings:
     stuck_interval: float = 60.0      # seconds between stuck-job checks
     admin_group: str = "batchd-admin"
     max_request_bytes: int = 512 * 1024 * 1024
+    # [limits]: per-route body caps (bytes), so one request cannot stall the daemon for others
+    limit_metadata_bytes: int = 64 * 1024 * 1024
+    limit_definition_bytes: int = 1024 * 1024
+    limit_jobdef_bytes: int = 256 * 1024
+    limit_body_bytes: int = 64 * 1024
     shutdown_timeout: float = 20.0
     config_file: Path | None = None
 
@@ -117,6 +122,9 @@ _TOML_SECTIONS = {
     "log": {"format": "log_format", "level": "log_level"},
     "stuck": {"factor": "stuck_factor", "cancel_unplaceable": "cancel_unplaceable",
               "interval": "stuck_interval"},
+    "limits": {"metadata_bytes": "limit_metadata_bytes",
+               "definition_bytes": "limit_definition_bytes",
+               "jobdef_bytes": "limit_jobdef_bytes", "body_bytes": "limit_body_bytes"},
 }
 _RETRY_FIELDS = {f.name: f for f in fields(RetryDefaults)}
 _FIELDS = {f.name: f for f in fields(Settings) if f.name not in ("retry", "queue_caps", "config_file")}

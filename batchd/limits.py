@@ -1,0 +1,83 @@
+"""Request limits: one user's oversized request must not cost the other users anything.
+
+Every name in a path or query string is checked by length before a handler runs, and every
+body against the byte limit of its route before it is read (Content-Length) and while it is
+read (chunked bodies), so an oversized request is answered 413 at once instead of being
+parsed. `clip` is the one way user input goes back into an error message or the log.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from .errors import InvalidInput, PayloadTooLarge
+
+MAX_NAME = 256       # project, workflow, sample, step, queue... (names are 64; room for a hint)
+MAX_QUERY = 4096     # a whole query string
+MAX_ECHO = 200       # characters of user input ever echoed back or logged
+
+
+def clip(value: Any, limit: int = MAX_ECHO) -> str:
+    """User input, quoted and shortened so an error line stays one readable line."""
+    text = value if isinstance(value, str) else repr(value)
+    if len(text) > limit:
+        return repr(text[:limit]) + f"... ({len(text):,} characters)"
+    return repr(text)
+
+
+def shorten(value: str | None, limit: int = MAX_ECHO) -> str | None:
+    """Like clip, for log fields: short values stay exactly as they were."""
+    if value is None or len(value) <= limit:
+        return value
+    return clip(value, limit)
+
+
+def check_name(field: str, value: Any) -> None:
+    if isinstance(value, str) and len(value) > MAX_NAME:
+        raise InvalidInput(f"{field} is {len(value):,} characters long; names are at most "
+                           f"{MAX_NAME} characters", field=field)
+
+
+def check_request_line(request: web.Request) -> None:
+    """Names in the path and query string, before any handler or store lookup sees them."""
+    if len(request.query_string) > MAX_QUERY:
+        raise PayloadTooLarge(f"the query string is {len(request.query_string):,} characters; "
+                              f"at most {MAX_QUERY:,} are accepted")
+    for key, value in request.match_info.items():
+        check_name(key, value)
+    for key, value in request.query.items():
+        check_name(f"query parameter {clip(key, 40)}", value)
+
+
+def body_limit(settings: Any, route: str) -> tuple[int, str]:
+    """(bytes, setting name) for the body of a route."""
+    if route == "import_project":
+        return settings.limit_metadata_bytes, "limits.metadata_bytes"
+    if route == "create_workflow":
+        return settings.limit_definition_bytes, "limits.definition_bytes"
+    if route == "register_jobdef":
+        return settings.limit_jobdef_bytes, "limits.jobdef_bytes"
+    return settings.limit_body_bytes, "limits.body_bytes"
+
+
+def _too_large(size: str, limit: int, setting: str) -> PayloadTooLarge:
+    return PayloadTooLarge(f"the request body is {size} bytes; this request accepts at most "
+                           f"{limit:,} bytes (setting {setting})", limit=limit)
+
+
+async def read_body(request: web.Request, limit: int, setting: str) -> bytes:
+    """The body, refused before reading when Content-Length is over the limit and as soon as
+    the bytes read pass it when it is not given."""
+    length = request.content_length
+    if length is not None and length > limit:
+        raise _too_large(f"{length:,}", limit, setting)
+    chunks: list[bytes] = []
+    total = 0
+    async for chunk in request.content.iter_chunked(1 << 16):
+        total += len(chunk)
+        if total > limit:
+            raise _too_large(f"more than {limit:,}", limit, setting)
+        chunks.append(chunk)
+    return b"".join(chunks)
