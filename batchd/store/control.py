@@ -7,8 +7,9 @@ from typing import Any
 
 from ..errors import Conflict, InvalidInput
 from ..model import (ACTIVE, BACKEND_ACTIVE, CANCELLED, COMPLETED, FAILED, FINISHED, QUEUED,
-                     READY, WAITING)
+                     READY, SUBMITTING, WAITING)
 from .base import StoreBase
+from .scheduling import CLOSE_UNSENT_SQL
 
 _q = lambda states: ",".join(f"'{s}'" for s in states)  # noqa: E731 - SQL literal list
 
@@ -48,6 +49,10 @@ class ControlQueries(StoreBase):
                 f"'cancelled', updated_at = ? WHERE id = ?",
                 [(f"cancelled by user: {reason}", now, r["id"]) for r in rows])
             in_backend = [r["current_attempt_id"] for r in rows if r["state"] in BACKEND_ACTIVE]
+            # Not sent yet (throttled, or waiting its turn): closed now, never sent. A send in
+            # progress has already marked its attempt 'unknown', which this leaves alone.
+            await conn.executemany(CLOSE_UNSENT_SQL, [(r["current_attempt_id"],) for r in rows
+                                                      if r["state"] == SUBMITTING])
             await conn.executemany("UPDATE attempts SET next_poll_at = 0 WHERE id = ?",
                                    [(a,) for a in in_backend])
         return {"cancelled": len(rows), "in_backend": len(in_backend)}

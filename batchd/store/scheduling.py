@@ -20,6 +20,14 @@ from . import loop_reads as reads
 from .base import StoreBase
 from .loop_reads import _IN_FLIGHT_SQL, Claim, SendOutlook
 
+# An attempt that was never sent, closed because its job was cancelled: nothing exists in the
+# backend, so there is nothing to cancel there. Only 'unsent'/'pending' attempts qualify: an
+# 'unknown' one may exist and is looked up by name first (then cancelled there, or closed here).
+CLOSE_UNSENT_SQL = ("UPDATE attempts SET state = 'CANCELLED', submit_status = NULL, "
+                    "status_reason = 'cancelled before it was sent: nothing was submitted', "
+                    "failure_class = 'cancelled' WHERE id = ? AND state = 'SUBMITTING' "
+                    "AND submit_status IN ('unsent', 'pending')")
+
 
 @dataclass(frozen=True)
 class AttemptUpdate:
@@ -134,10 +142,16 @@ class SchedulingQueries(StoreBase):
         how fresh the caller's view was."""
         async with self.batch() as batch:
             rows = await batch.fetch(
-                f"SELECT id FROM attempts WHERE id IN ({','.join('?' * len(attempt_ids))}) "
-                "AND state = 'SUBMITTING' AND submit_status IN ('unsent', 'pending')",
+                f"SELECT a.id, j.state AS job_state FROM attempts a JOIN jobs j ON j.id = a.job_id "
+                f"WHERE a.id IN ({','.join('?' * len(attempt_ids))}) "
+                "AND a.state = 'SUBMITTING' AND a.submit_status IN ('unsent', 'pending')",
                 attempt_ids)
-            taken = {r["id"] for r in rows}
+            # A job cancelled after its attempt was recorded (or whose unknown attempt was
+            # then found absent) must never be sent: close the attempt instead, in this same
+            # transaction, so no later read can take it either.
+            taken = {r["id"] for r in rows if r["job_state"] != CANCELLED}
+            closed = [r["id"] for r in rows if r["job_state"] == CANCELLED]
+            batch.defer_many(CLOSE_UNSENT_SQL, [(a,) for a in closed])
             batch.defer_many("UPDATE attempts SET submit_status = 'unknown', next_poll_at = ? "
                              "WHERE id = ?", [(until, a) for a in taken])
         return taken
