@@ -290,5 +290,6 @@ class Poller:
         self.log.info("startup_repaired", undecided=len(rows), decided=len(decisions))
         return len(decisions)
 
+
 def _json(text: str | None) -> dict[str, Any] | None:
     return json.loads(text) if text else None

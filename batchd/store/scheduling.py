@@ -212,7 +212,8 @@ class SchedulingQueries(StoreBase):
         _, at = await self.poll_plan(0.0, 0)
         return at
 
-    async def apply_poll(self, updates: Sequence[AttemptUpdate], missing: Sequence[tuple[int, float]],
+    async def apply_poll(self, updates: Sequence[AttemptUpdate],
+                         missing: Sequence[tuple[int, float]],
                          failures: Sequence[tuple[int, int, Retry | GiveUp]] = ()) -> None:
         """Record one DescribeJobs batch: attempt fields, job mirror states, transitions, and
         the retry decisions (job_id, attempt_id, decision) for attempts it reports FAILED,
