@@ -1,0 +1,125 @@
+"""The `responsive` scenario: does everyone else still get answers while big imports run?
+
+A real `batchd --backend local` (under tests.bench.lagprobe) first gets a small project and
+workflow of "another user". Then `users` clients at once each import the scenario's table
+(100,000 rows at full size) and create its 3-step workflow (300,000 jobs), through batchctl,
+while a thread asks for the small workflow's status over the socket again and again.
+Reported: the event-loop lag samples (every 10 ms) taken between the first import's start and
+the last create's end, and the latencies of those status requests.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import Any
+
+from batchctl.client import Client, CtlError
+
+from . import lagprobe
+from .metrics import ProcSampler, percentile, timed
+from .procs import BenchDaemon
+from .runner import WORKFLOW, Run
+from .scenarios import write_inputs
+
+OTHER = "other"
+
+
+def lag_summary(values: list[float], scale: float = 1000.0) -> dict[str, Any]:
+    def pick(q: float) -> float | None:
+        value = percentile(values, q)
+        return None if value is None else round(value * scale, 2)
+
+    return {"n": len(values), "p50": pick(50), "p95": pick(95), "p99": pick(99),
+            "max": round(max(values) * scale, 2) if values else None}
+
+
+class StatusProbe:
+    """Another client: `GET` the small workflow's status back to back (20 ms apart) and keep
+    each answer's latency. Errors are kept too: a refused request is not an answer."""
+
+    def __init__(self, client: Client, path: str, pause: float = 0.02) -> None:
+        self.client, self.path, self.pause = client, path, pause
+        self.latencies: list[float] = []
+        self.errors: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="status-probe")
+
+    def start(self) -> "StatusProbe":
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                seconds, _ = timed(lambda: self.client.get(self.path))
+                self.latencies.append(seconds)
+            except CtlError as exc:
+                self.errors.append(str(exc)[:300])
+            self._stop.wait(self.pause)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=180)
+
+
+class ResponsiveRun(Run):
+    def _execute(self) -> None:
+        s, r = self.s, self.result
+        self.log(f"{s.name}: {s.users} user(s) each importing {s.samples} samples and creating "
+                 f"{s.jobs} jobs on the local backend")
+        daemon = self.daemon = BenchDaemon("http://127.0.0.1:9", ["--log-level", "info"],
+                                           backend="local")
+        lag_path = daemon.root / "loop-lag.txt"
+        daemon.launcher = ["-m", "tests.bench.lagprobe", str(lag_path)]
+        daemon.start(timeout=60)
+        sampler = ProcSampler(daemon.proc.pid).start()
+
+        small = daemon.root / "other.csv"
+        small.write_text("sample_name,file_name\n" +
+                         "".join(f"o{i},o{i}.fq\n" for i in range(10)))
+        small_wf = daemon.root / "other.json"
+        small_wf.write_text(json.dumps(s.definition(WORKFLOW)))
+        self.ctl("import", OTHER, "--metadata", str(small))
+        self.ctl("create", OTHER, "--definition", str(small_wf))
+        csv, wf = write_inputs(s, daemon.root, WORKFLOW)
+
+        probe = StatusProbe(Client(str(daemon.socket), timeout=300),
+                            f"/v1/projects/{OTHER}/workflows/{WORKFLOW}").start()
+        times: dict[int, dict[str, float]] = {}
+        failures: list[str] = []
+
+        def user(i: int) -> None:
+            try:
+                project = f"big{i}"
+                times[i] = {"import": self.ctl("import", project, "--metadata", csv),
+                            "create": self.ctl("create", project, "--definition", wf)}
+            except Exception as exc:  # noqa: BLE001 - reported as the run's error below
+                failures.append(f"user {i}: {exc}"[:2000])
+
+        started = time.time()
+        users = [threading.Thread(target=user, args=(i,), name=f"user-{i}")
+                 for i in range(s.users)]
+        for thread in users:
+            thread.start()
+        for thread in users:
+            thread.join()
+        ended = time.time()
+        probe.stop()
+        if failures:
+            raise RuntimeError("; ".join(failures))
+        r["import_seconds"] = round(max(t["import"] for t in times.values()), 3)
+        r["create_seconds"] = round(max(t["create"] for t in times.values()), 3)
+        r["window_seconds"] = round(ended - started, 3)
+        final = self.client.get(f"/v1/projects/big0/workflows/{WORKFLOW}")
+        r["final_status"], r["final_counts"] = final["status"], final["counts"]
+        r["jobs_created"] = final["total"] * s.users
+        daemon.stop(timeout=120)
+        r["daemon"] = sampler.stop()
+        r["loop_lag_ms"] = lag_summary(lagprobe.read(str(lag_path), started, ended))
+        r["latency"] = {"status_during_ms": lag_summary(probe.latencies),
+                        "status_errors": probe.errors[:5]}
+        self.log(f"{s.name}: import {r['import_seconds']} s, create {r['create_seconds']} s, "
+                 f"loop lag p99 {r['loop_lag_ms']['p99']} ms max {r['loop_lag_ms']['max']} ms, "
+                 f"status p99 {r['latency']['status_during_ms']['p99']} ms")
