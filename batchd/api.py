@@ -22,6 +22,7 @@ from .backends.base import Backend
 from .errors import BatchdError, InvalidInput, PayloadTooLarge
 from .logs import get_logger
 from .model import JOB_STATES
+from .offload import HeavyWork
 from .peercred import Caller, caller_of
 from .settings import Settings
 from .store import Store
@@ -38,6 +39,8 @@ class Context:
     wake: Wakeups
     stop: asyncio.Event
     started_at: float = field(default_factory=time.time)
+    # Parsing and rendering of big imports/creates: a worker thread, one at a time.
+    heavy: HeavyWork = field(default_factory=HeavyWork.from_env)
     _queue_cache: dict[str, tuple[float, dict[str, Any]]] = field(default_factory=dict)
     _compute_cache: dict[int, tuple[float, Any, dict[str, float]]] = field(default_factory=dict)
 
@@ -175,7 +178,7 @@ async def import_project(request: web.Request) -> web.Response:
     caller = _caller(request)
     body = await _body(request)
     request[access.AUDIT_TARGET] = body.get("name")
-    result = await operations.import_project(ctx.store, body,
+    result = await operations.import_project(ctx.store, body, heavy=ctx.heavy,
                                              owner_uid=caller.uid, owner_name=caller.name)
     log.info("project_imported", project=result["name"], samples=result["samples"],
              user=caller.name, uid=caller.uid)
@@ -194,7 +197,8 @@ async def create_workflow(request: web.Request) -> web.Response:
     access.policy_of(request).require_owner(caller, action="create a workflow", project=project,
                                             owner_uid=owner["owner_uid"],
                                             owner_name=owner["owner_name"])
-    result = await operations.create_workflow(ctx.store, project, await _body(request))
+    result = await operations.create_workflow(ctx.store, project, await _body(request),
+                                              heavy=ctx.heavy)
     log.info("workflow_created", project=project, workflow=result["name"],
              jobs=result["jobs"], user=caller.name, uid=caller.uid)
     return _json({"workflow": result}, status=201)
