@@ -36,11 +36,15 @@ async def import_project(store: Store, body: dict[str, Any], *, heavy: HeavyWork
     metadata = await heavy.run(
         "import", lambda: parse_metadata(text, filename=filename, sample_col=sample_col,
                                          file_col=file_col), project=name)
-    await store.create_project(
-        name=name, columns=metadata.columns, sample_col=sample_col, file_col=file_col,
-        metadata_filename=filename, owner_uid=owner_uid, owner_name=owner_name,
-        samples=((s.name, s.file_name, s.line, s.metadata) for s in metadata.samples))
-    return {"name": name, "samples": len(metadata.samples), "columns": metadata.columns}
+    count = len(metadata.samples)
+    try:
+        await store.create_project(
+            name=name, columns=metadata.columns, sample_col=sample_col, file_col=file_col,
+            metadata_filename=filename, owner_uid=owner_uid, owner_name=owner_name,
+            samples=((s.name, s.file_name, s.line, s.metadata) for s in metadata.samples))
+    finally:
+        await heavy.discard(metadata.samples)
+    return {"name": name, "samples": count, "columns": metadata.columns}
 
 
 def _resolve_local(uri: str, base_dir: str | None) -> str:
@@ -91,11 +95,15 @@ async def create_workflow(store: Store, project_name: str, body: dict[str, Any],
     analyses = [{"step": a.step, "job_definition": a.job_definition, "queue": a.queue,
                  "description": a.description, "vcpus": a.vcpus, "memory": a.memory,
                  "timeout": a.timeout, "retry": a.retry} for a in definition.analyses]
-    await store.create_workflow(project_id=project["id"], name=definition.name,
-                                definition=definition.raw, definition_filename=filename,
-                                base_dir=base_dir, analyses=analyses, jobs=jobs)
+    count = len(jobs)
+    try:
+        await store.create_workflow(project_id=project["id"], name=definition.name,
+                                    definition=definition.raw, definition_filename=filename,
+                                    base_dir=base_dir, analyses=analyses, jobs=jobs)
+    finally:
+        await heavy.discard(jobs, samples)
     return {"project": project_name, "name": definition.name,
-            "steps": len(definition.analyses), "jobs": len(jobs)}
+            "steps": len(definition.analyses), "jobs": count}
 
 
 def _text(body: dict[str, Any], key: str, *, allow_empty: bool = False) -> str:
