@@ -117,3 +117,95 @@ class Problems:
         raise InvalidInput(f"{self.filename} has {self.count} problems{more}{self.advice}:\n"
                            f"{lines}", file=self.filename, problems=self.shown,
                            count=self.count)
+
+
+# -- JSON that a user or a client sent ----------------------------------------------------------
+# Deeper than any real definition or request (a job definition's eksProperties is ~8 levels);
+# a deeper document is refused before a recursive helper (deepcopy, show) meets it.
+MAX_JSON_DEPTH = 64
+# Beyond this a JSON number is a typo, and SQLite stores at most a signed 64-bit integer.
+MAX_JSON_INT = 2 ** 63 - 1
+
+
+class JsonProblem(ValueError):
+    """Raised inside the decoder's hooks; turned into InvalidInput by load_json."""
+
+
+def _depth(data: Any) -> int:
+    deepest, stack = 0, [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, (dict, list)):
+            deepest = max(deepest, depth)
+            if deepest > MAX_JSON_DEPTH:
+                return deepest
+            items = value.values() if isinstance(value, dict) else value
+            stack.extend((item, depth + 1) for item in items
+                         if isinstance(item, (dict, list)))
+    return deepest
+
+
+def _big_int(text: str) -> int:
+    if len(text.lstrip("-")) > 19 or abs(int(text)) > MAX_JSON_INT:
+        raise JsonProblem(f"the number {show(text, 30)} is too large (at most "
+                          f"{MAX_JSON_INT:,}); write the value you mean")
+    return int(text)
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise JsonProblem(f"the number {show(text, 30)} is too large; write the value you mean")
+    return value
+
+
+def _constant(name: str) -> Any:
+    raise JsonProblem(f"{name} is not allowed in JSON; write a number")
+
+
+def load_json(data: str | bytes, *, where: str, on_syntax_error: Any = None) -> Any:
+    """Strict JSON from a user or client: UTF-8, no duplicate keys, no NaN/Infinity, no
+    numbers out of range, at most MAX_JSON_DEPTH levels. Every refusal is an InvalidInput
+    that starts with `where` (a file name, "the request body")."""
+    if isinstance(data, bytes):
+        try:
+            data = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line = data.count(b"\n", 0, exc.start) + 1
+            raise InvalidInput(f"{where} line {line}: byte 0x{data[exc.start]:02x} at byte "
+                               f"offset {exc.start} is not valid UTF-8; send the text encoded "
+                               "as UTF-8", line=line, byte_offset=exc.start) from None
+    text = data[1:] if data.startswith("\ufeff") else data
+    duplicates: list[str] = []
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in items:
+            if key in out:
+                duplicates.append(key)
+            out[key] = value
+        return out
+
+    try:
+        value = json.loads(text, object_pairs_hook=pairs, parse_int=_big_int,
+                           parse_float=_finite, parse_constant=_constant)
+    except json.JSONDecodeError as exc:
+        if on_syntax_error is not None:
+            raise on_syntax_error(text, exc) from None
+        raise InvalidInput(f"{where} line {exc.lineno} column {exc.colno}: invalid JSON: "
+                           f"{exc.msg}; send one JSON value, with nothing after it",
+                           line=exc.lineno, column=exc.colno) from None
+    except JsonProblem as exc:
+        raise InvalidInput(f"{where}: {exc}") from None
+    except RecursionError:
+        raise InvalidInput(f"{where}: JSON nested more than {MAX_JSON_DEPTH} levels deep; "
+                           "flatten the document") from None
+    if _depth(value) > MAX_JSON_DEPTH:
+        raise InvalidInput(f"{where}: JSON nested more than {MAX_JSON_DEPTH} levels deep; "
+                           "flatten the document")
+    if duplicates:
+        names = ", ".join(repr(k) for k in dict.fromkeys(duplicates))
+        raise InvalidInput(f"{where}: the key {names} appears more than once in the same "
+                           "object; keep only one (JSON readers disagree on which one wins)",
+                           keys=sorted(set(duplicates)))
+    return value
