@@ -25,10 +25,16 @@ SAMPLE_NAME_RE = re.compile(r"[A-Za-z0-9._-]{1,128}")
 SAMPLE_NAME_RULES = ("letters, digits, '.', '_' and '-' (at most 128 characters; "
                      "sample names become part of AWS job names and S3 paths)")
 
-# The default limit (128 KiB) rejects legitimately large fields such as long sequences or
-# JSON blobs in a metadata column; the whole file is already in memory, so a field can never
-# be larger than that anyway.
-csv.field_size_limit(max(csv.field_size_limit(), 1 << 30))
+# The csv module's default (128 KiB) rejects legitimately large fields such as long
+# sequences or JSON blobs in a metadata column. Beyond 1 MiB a value is of no use to a job
+# (AWS takes 30 KiB of parameters per job, a path is at most 4 KiB) and only costs memory in
+# every sample's row, so it is refused with its line and column.
+MAX_FIELD = 1 << 20
+csv.field_size_limit(MAX_FIELD)
+# Ten thousand columns are read in linear time (tests/unit/test_metadata.py); a table much
+# wider is a transposed or binary file, not sample metadata, and each of its columns would be
+# copied into every sample's row.
+MAX_COLUMNS = 16_384
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +102,11 @@ def _header(row: list[str], line: int, sample_col: str, file_col: str,
         problems.note(f"line {line}: the header row is empty; the first line must name the "
                      f"columns, e.g. {sample_col}{delimiter}{file_col}".replace("\t", "<TAB>"))
         return None
+    if len(row) > MAX_COLUMNS:
+        problems.note(f"line {line}: the header has {len(row):,} columns; batchd accepts at "
+                     f"most {MAX_COLUMNS:,}: remove the columns no workflow uses (is the table "
+                     "transposed, one sample per column?)")
+        return None
     columns = [cell.strip() for cell in row]
     ok = True
     first_at: dict[str, int] = {}
@@ -138,9 +149,15 @@ class _Table:
         self.end = 0  # physical line where the last record ended
 
     def _unreadable(self, exc: csv.Error) -> None:
-        self.problems.note(f"line {self.end + 1}: cannot read the row ({exc}); check the "
-                          "quoting: a value containing quotes must be quoted, with its quotes "
-                          "doubled (\"\")")
+        if "field larger than field limit" in str(exc):
+            self.problems.note(f"line {self.end + 1}: a value is longer than {MAX_FIELD:,} "
+                              "characters; no job can use a value that long: put the data "
+                              "in a file and give the file's name in the table (or an "
+                              "unclosed quote runs on: check the quoting)")
+        else:
+            self.problems.note(f"line {self.end + 1}: cannot read the row ({exc}); check the "
+                              "quoting: a value containing quotes must be quoted, with its "
+                              "quotes doubled (\"\")")
         self.end = self.reader.line_num
 
     def records(self):
@@ -216,6 +233,14 @@ def parse_metadata(data: str | bytes, *, filename: str, sample_col: str = "sampl
         raise InvalidInput(f"{filename} is empty; it needs a header line naming the columns "
                            f"(including {sample_col} and {file_col}) and one row per sample",
                            file=filename)
+    nul = text.find("\0")
+    if nul != -1:
+        # csv reads NUL as text, and a NUL that reaches a job's arguments fails it at start.
+        line = text.count("\n", 0, nul) + 1
+        raise InvalidInput(f"{filename} line {line}: contains a NUL byte (character "
+                           f"{nul - text.rfind(chr(10), 0, nul)} of the line); this is not a "
+                           "text table (UTF-16 or a spreadsheet's own format?): export it as "
+                           "'CSV UTF-8'", file=filename, line=line)
     delimiter = delimiter or _sniff_delimiter(text, filename)
     # Problems are kept as "line N: ..." (what the API returns as details) and the file name
     # is put in front of each only in the message.
