@@ -19,6 +19,15 @@ from .errors import InvalidInput
 # row must not produce a million-line message.
 MAX_PROBLEMS = 20
 MIN_TIMEOUT = 60  # AWS's minimum attemptDurationSeconds
+# Upper bounds: beyond them a number is a typo (an extra zero, MB for MiB), and a job asking
+# for more than any instance has waits RUNNABLE forever. The largest EC2 instance type
+# (u-24tb1.112xlarge) has 448 vCPUs and 24 TiB of memory.
+MAX_VCPUS = 448
+MAX_MEMORY = 24 * 1024 * 1024    # MiB
+MAX_TIMEOUT = 30 * 24 * 3600     # seconds: a month
+MAX_ATTEMPTS = 20                # every attempt is paid for
+MAX_SPOT_ATTEMPTS = 100
+MAX_FACTOR = 16.0
 ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
