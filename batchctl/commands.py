@@ -317,6 +317,27 @@ def cmd_dashboard(ctx: Context, args: argparse.Namespace) -> int:
 
 
 # -- job definitions ---------------------------------------------------------------------------
+def _unique_keys(pairs: list) -> dict:
+    out: dict = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"the key {key!r} appears more than once in the same object; "
+                             "keep only one")
+        out[key] = value
+    return out
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(f"the number {text[:30]} is too large; write the value you mean")
+    return value
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not allowed in JSON; write a number")
+
+
 @command(
     "jobdef register",
     help="register a job definition from a JSON file",
@@ -329,10 +350,16 @@ def cmd_dashboard(ctx: Context, args: argparse.Namespace) -> int:
 def cmd_jobdef_register(ctx: Context, args: argparse.Namespace) -> int:
     text = read_text(args.file)
     try:
-        spec = json.loads(text)
+        spec = json.loads(text, object_pairs_hook=_unique_keys, parse_float=_finite,
+                          parse_constant=_no_constant)
     except json.JSONDecodeError as exc:
         raise CtlError(f"{args.file} line {exc.lineno} column {exc.colno}: {exc.msg}",
                        EXIT_USAGE) from None
+    except RecursionError:
+        raise CtlError(f"{args.file}: the JSON is nested too deeply; a job definition needs "
+                       "a few levels", EXIT_USAGE) from None
+    except ValueError as exc:  # our hooks, and integers of more than 4,300 digits
+        raise CtlError(f"{args.file}: {exc}", EXIT_USAGE) from None
     if not isinstance(spec, dict):
         raise CtlError(f"{args.file}: expected a JSON object ({{...}}) describing the job "
                        "definition", EXIT_USAGE)

@@ -20,6 +20,8 @@ from aiohttp import web
 from . import __version__, access, limits, operations
 from .backends.base import Backend
 from .errors import BatchdError, InvalidInput, PayloadTooLarge
+from .naming import validate_name
+from .validation import MAX_JSON_INT, MAX_MEMORY, MAX_TIMEOUT, MAX_VCPUS, check_fields, load_json
 from .logs import get_logger
 from .model import JOB_STATES
 from .peercred import Caller, caller_of
@@ -115,17 +117,33 @@ async def limits_middleware(request: web.Request, handler) -> web.StreamResponse
     return await handler(request)
 
 
+# The fields each route's body may have, and their types (checked before any handler).
+_BODY_FIELDS: dict[str, dict[str, tuple[type, ...]]] = {
+    "import_project": {"name": (str,), "metadata": (str,), "metadata_filename": (str,),
+                       "sample_col": (str,), "file_col": (str,)},
+    "create_workflow": {"definition": (str,), "definition_filename": (str,),
+                        "base_dir": (str,)},
+    "register_jobdef": {"spec": (dict,), "filename": (str,)},
+    "cancel_jobs": {"reason": (str,), "status": (str,), "sample": (str,), "step": (int,)},
+    "resubmit_jobs": {"status": (str,), "sample": (str,), "step": (int,), "memory": (int,),
+                      "vcpus": (int, float), "queue": (str,), "timeout": (int,),
+                      "force": (bool,)},
+}
+
+
 async def _body(request: web.Request) -> dict[str, Any]:
     route = getattr(request.match_info.handler, "__name__", "")
     limit, setting = limits.body_limit(_ctx(request).settings, route)
     raw = await limits.read_body(request, limit, setting)
-    try:
-        body = json.loads(raw) if raw else None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InvalidInput(f"the request body is not valid JSON: {limits.clip(str(exc))}"
-                           ) from None
+    if "Content-Type" in request.headers and request.content_type != "application/json":
+        raise InvalidInput(f"the request body is {limits.clip(request.content_type, 60)}; "
+                           "send JSON with the header Content-Type: application/json")
+    body = load_json(raw, where="the request body") if raw.strip() else None
     if not isinstance(body, dict):
-        raise InvalidInput("the request body must be a JSON object")
+        got = {list: "a JSON array", str: "a string", bool: "true/false", int: "a number",
+               float: "a number", type(None): "nothing"}.get(type(body), "null")
+        raise InvalidInput(f"the request body must be a JSON object ({{...}}), got {got}")
+    check_fields(body, _BODY_FIELDS.get(route, {}))
     for key in ("name", "project", "workflow", "sample", "queue", "filename", "step"):
         limits.check_name(f"request field {key!r}", body.get(key))
     if isinstance(body.get("reason"), str) and len(body["reason"]) > 1024:
@@ -137,8 +155,17 @@ def _ctx(request: web.Request) -> Context:
     return request.app[CONTEXT]
 
 
+def _path_names(request: web.Request) -> None:
+    # An encoded '/' or a NUL decodes into a name no project can have: say so, rather than
+    # "not found" with advice to create a project of that name.
+    for kind in ("project", "workflow"):
+        if kind in request.match_info:
+            validate_name(kind, request.match_info[kind])
+
+
 async def _workflow(request: web.Request):
     """The workflow named by the route's {project}/{workflow} (NotFound names the missing one)."""
+    _path_names(request)
     return await _ctx(request).store.workflow(request.match_info["project"],
                                               request.match_info["workflow"])
 
@@ -189,12 +216,19 @@ async def list_projects(request: web.Request) -> web.Response:
 async def create_workflow(request: web.Request) -> web.Response:
     ctx = _ctx(request)
     project = request.match_info["project"]
+    _path_names(request)
     caller = _caller(request)
     owner = await ctx.store.project(project)
     access.policy_of(request).require_owner(caller, action="create a workflow", project=project,
                                             owner_uid=owner["owner_uid"],
                                             owner_name=owner["owner_name"])
-    result = await operations.create_workflow(ctx.store, project, await _body(request))
+    body = await _body(request)
+    # Only the local registry is complete and free to read; on AWS a missing definition is
+    # a ClientException at SubmitJob (submit_rejected).
+    registered = (await ctx.backend.list_job_definitions()
+                  if ctx.backend.name == "local" else None)
+    result = await operations.create_workflow(ctx.store, project, body,
+                                              job_definitions=registered)
     log.info("workflow_created", project=project, workflow=result["name"],
              jobs=result["jobs"], user=caller.name, uid=caller.uid)
     return _json({"workflow": result}, status=201)
@@ -232,7 +266,7 @@ async def list_jobs(request: web.Request) -> web.Response:
                                f"{', '.join(JOB_STATES)}")
     jobs, next_cursor = await ctx.store.list_jobs(
         workflow["id"], state=state, sample=q.get("sample") or None,
-        step=_int(q, "step"), limit=min(_int(q, "limit") or 500, 1000),
+        step=_int(q, "step"), limit=min(_int(q, "limit", minimum=1) or 500, 1000),
         after=_int(q, "after") or 0)
     return _json({"jobs": jobs, "next": next_cursor})
 
@@ -265,12 +299,13 @@ async def resubmit_jobs(request: web.Request) -> web.Response:
     if queue is not None and (not isinstance(queue, str) or not queue):
         raise InvalidInput("queue must be a job queue name")
     vcpus = body.get("vcpus")
-    if vcpus is not None and (not isinstance(vcpus, (int, float)) or vcpus <= 0):
-        raise InvalidInput("vcpus must be a positive number")
+    if vcpus is not None and (not isinstance(vcpus, (int, float)) or not 0 < vcpus <= MAX_VCPUS):
+        raise InvalidInput(f"vcpus must be a number greater than 0 and at most {MAX_VCPUS}, "
+                           f"got {limits.clip(vcpus)}")
     count = await ctx.store.resubmit_jobs(
         workflow["id"], state=_state(body.get("status")), sample=body.get("sample") or None,
-        step=_opt_int(body, "step"), memory=_opt_int(body, "memory", minimum=1),
-        vcpus=vcpus, queue=queue, timeout=_opt_int(body, "timeout", minimum=60),
+        step=_opt_int(body, "step"), memory=_opt_int(body, "memory", 1, MAX_MEMORY),
+        vcpus=vcpus, queue=queue, timeout=_opt_int(body, "timeout", 60, MAX_TIMEOUT),
         force=bool(body.get("force")))
     ctx.wake.checker.set()
     ctx.wake.submitter.set()
@@ -359,23 +394,30 @@ def _state(value: Any) -> str | None:
     return state
 
 
-def _opt_int(body: dict[str, Any], key: str, minimum: int = 0) -> int | None:
+def _opt_int(body: dict[str, Any], key: str, minimum: int = 0,
+             maximum: int = MAX_JSON_INT) -> int | None:
     value = body.get(key)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise InvalidInput(f"{key} must be a whole number >= {minimum}, got {limits.clip(value)}")
+    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
+        raise InvalidInput(f"{key} must be a whole number from {minimum} to {maximum:,}, got "
+                           f"{limits.clip(value)}")
     return value
 
 
-def _int(query, key: str) -> int | None:
+def _int(query, key: str, minimum: int = 0) -> int | None:
     value = query.get(key)
     if value in (None, ""):
         return None
     try:
-        return int(value)
+        number = int(value) if value.strip().lstrip("-").isdigit() and len(value) <= 20 else None
     except ValueError:
-        raise InvalidInput(f"query parameter {key!r} must be a whole number, got {limits.clip(value)}")
+        number = None
+    # SQLite holds 64-bit integers: a bigger one was an OverflowError (a 500) in the store
+    if number is None or not minimum <= number <= MAX_JSON_INT:
+        raise InvalidInput(f"query parameter {key!r} must be a whole number from {minimum} to "
+                           f"{MAX_JSON_INT:,}, got {limits.clip(value)}", field=key)
+    return number
 
 
 def build_app(ctx: Context) -> web.Application:

@@ -9,6 +9,7 @@ are reported together.
 from __future__ import annotations
 
 import copy
+import difflib
 import functools
 import re
 from collections.abc import Mapping
@@ -251,3 +252,56 @@ def resources(container_properties: dict) -> tuple[float | None, int | None]:
             memory = req.get("value")
     return (float(vcpus) if vcpus is not None else None,
             int(float(memory)) if memory is not None else None)
+
+
+def _find(ref: str, registered: list[dict[str, Any]]) -> tuple[dict[str, Any] | None, str]:
+    """The registered definition a workflow's job_definition names, else (None, why)."""
+    name = ref.rsplit("/", 1)[-1] if ref.startswith("arn:") else ref
+    name, _, rev = name.partition(":")
+    revisions = {jd.get("revision"): jd for jd in registered
+                 if jd.get("jobDefinitionName") == name}
+    if revisions and not rev:
+        return revisions[max(revisions)], ""
+    if rev.isdigit() and int(rev) in revisions:
+        return revisions[int(rev)], ""
+    if revisions:
+        known = ", ".join(str(r) for r in sorted(revisions))
+        return None, (f"{name} has no revision {rev} (revisions: {known}); use one of them or "
+                      f"just {name!r} for the newest")
+    names = sorted({str(jd.get("jobDefinitionName")) for jd in registered})
+    close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    shown = ", ".join(names[:20]) + (", ..." if len(names) > 20 else "") or "none yet"
+    return None, (f"{show(ref)} is not registered; {hint}register it with `batchctl jobdef "
+                  f"register FILE.json` (registered: {shown})")
+
+
+def check_references(analyses: Any, registered: list[dict[str, Any]], *, filename: str) -> None:
+    """Every step's job definition exists and every Ref:: in the command it runs gets a value.
+
+    A placeholder left unfilled is passed to the program as the literal text "Ref::name" (AWS
+    does the same), so the job fails, or worse runs on a wrong argument, once per sample.
+    """
+    check = Problems(filename)
+    for analysis in analyses:
+        path = f"analyses[{analysis.step}]"
+        jd, why = _find(analysis.job_definition, registered)
+        if jd is None:
+            check.add(f"{path}.job_definition", why)
+            continue
+        command = analysis.command
+        if command is None:
+            command = (jd.get("containerProperties") or {}).get("command") or []
+        given = {**(jd.get("parameters") or {}), **analysis.parameters}
+        filled = fill_command([str(arg) for arg in command], {k: "" for k in given})
+        missing = dict.fromkeys(m for arg in filled for m in _REF_NAME.findall(arg))
+        for name in missing:
+            check.add(f"{path}.parameters",
+                      f"the command of job definition {jd.get('jobDefinitionName')} uses "
+                      f"Ref::{name}, which has no default there and no value here; add "
+                      f"\"{name}\": \"...\" to {path}.parameters (or a default to the job "
+                      "definition's parameters)")
+    check.raise_if_any()
+
+
+_REF_NAME = re.compile(r"Ref::([A-Za-z0-9_-]*)")

@@ -13,6 +13,7 @@ from typing import Any
 
 from .definition import parse_definition, render_job
 from .errors import InvalidInput
+from .jobdefs import check_references
 from .metadata import parse_metadata
 from .naming import validate_name
 from .store import Store
@@ -47,8 +48,11 @@ def _resolve_local(uri: str, base_dir: str | None) -> str:
     return os.path.normpath(os.path.join(base_dir, uri))
 
 
-async def create_workflow(store: Store, project_name: str, body: dict[str, Any]
+async def create_workflow(store: Store, project_name: str, body: dict[str, Any], *,
+                          job_definitions: list[dict[str, Any]] | None = None
                           ) -> dict[str, Any]:
+    """`job_definitions`, when given (the local backend's registry), are checked against
+    every step's job_definition and the Ref:: placeholders of its command."""
     project = await store.project(project_name)
     filename = body.get("definition_filename") or "workflow.json"
     base_dir = body.get("base_dir")
@@ -59,6 +63,8 @@ async def create_workflow(store: Store, project_name: str, body: dict[str, Any]
     definition = parse_definition(_text(body, "definition", allow_empty=True),
                                   filename=filename, available_fields=fields)
     validate_name("workflow", definition.name)
+    if job_definitions is not None:
+        check_references(definition.analyses, job_definitions, filename=filename)
     samples = await store.samples(project["id"])
     jobs = []
     for sample in samples:

@@ -218,3 +218,25 @@ def load_json(data: str | bytes, *, where: str, on_syntax_error: Any = None) -> 
                            "object; keep only one (JSON readers disagree on which one wins)",
                            keys=sorted(set(duplicates)))
     return value
+
+
+def check_fields(body: Mapping[str, Any], fields: Mapping[str, tuple[type, ...]], *,
+                 where: str = "request field") -> None:
+    """Unknown fields (with the nearest known one) and wrong types in a request body; null is
+    accepted for every field (it means "not given")."""
+    for key, value in body.items():
+        if key not in fields:
+            close = difflib.get_close_matches(key, list(fields), n=1, cutoff=0.6)
+            hint = f"did you mean {close[0]!r}?" if close else "remove it"
+            raise InvalidInput(f"unknown {where} {show(key, 40)}; {hint} (fields: "
+                               f"{', '.join(fields)})", field=key[:100])
+        types = fields[key]
+        if value is None or (isinstance(value, types) and not
+                             (isinstance(value, bool) and bool not in types)):
+            continue
+        want = " or ".join(_TYPE_NAMES[t] for t in types)
+        raise InvalidInput(f"{where} {key!r} must be {want}, got {show(value, 40)}", field=key)
+
+
+_TYPE_NAMES = {str: "a string", int: "a whole number", float: "a number", bool: "true or false",
+               dict: "a JSON object", list: "a list"}
