@@ -327,6 +327,13 @@ def _unique_keys(pairs: list) -> dict:
     return out
 
 
+def _bounded_int(text: str) -> int:
+    # the daemon stores 64-bit integers; Python's own refusal (4,300 digits) reads as a bug
+    if len(text.lstrip("-")) > 19 or abs(int(text)) > 2 ** 63 - 1:
+        raise ValueError(f"the number {text[:30]}... is too large; write the value you mean")
+    return int(text)
+
+
 def _finite(text: str) -> float:
     value = float(text)
     if value in (float("inf"), float("-inf")):
@@ -350,8 +357,8 @@ def _no_constant(name: str) -> None:
 def cmd_jobdef_register(ctx: Context, args: argparse.Namespace) -> int:
     text = read_text(args.file)
     try:
-        spec = json.loads(text, object_pairs_hook=_unique_keys, parse_float=_finite,
-                          parse_constant=_no_constant)
+        spec = json.loads(text, object_pairs_hook=_unique_keys, parse_int=_bounded_int,
+                          parse_float=_finite, parse_constant=_no_constant)
     except json.JSONDecodeError as exc:
         raise CtlError(f"{args.file} line {exc.lineno} column {exc.colno}: {exc.msg}",
                        EXIT_USAGE) from None
