@@ -21,7 +21,8 @@ from . import __version__, access, limits, operations
 from .backends.base import Backend
 from .errors import BatchdError, InvalidInput, PayloadTooLarge
 from .naming import validate_name
-from .validation import MAX_JSON_INT, MAX_MEMORY, MAX_TIMEOUT, MAX_VCPUS, check_fields, load_json
+from .validation import (BODY_FIELDS, MAX_JSON_INT, MAX_MEMORY, MAX_TIMEOUT, MAX_VCPUS,
+                         check_fields, load_json)
 from .logs import get_logger
 from .model import JOB_STATES
 from .peercred import Caller, caller_of
@@ -117,20 +118,6 @@ async def limits_middleware(request: web.Request, handler) -> web.StreamResponse
     return await handler(request)
 
 
-# The fields each route's body may have, and their types (checked before any handler).
-_BODY_FIELDS: dict[str, dict[str, tuple[type, ...]]] = {
-    "import_project": {"name": (str,), "metadata": (str,), "metadata_filename": (str,),
-                       "sample_col": (str,), "file_col": (str,)},
-    "create_workflow": {"definition": (str,), "definition_filename": (str,),
-                        "base_dir": (str,)},
-    "register_jobdef": {"spec": (dict,), "filename": (str,)},
-    "cancel_jobs": {"reason": (str,), "status": (str,), "sample": (str,), "step": (int,)},
-    "resubmit_jobs": {"status": (str,), "sample": (str,), "step": (int,), "memory": (int,),
-                      "vcpus": (int, float), "queue": (str,), "timeout": (int,),
-                      "force": (bool,)},
-}
-
-
 async def _body(request: web.Request) -> dict[str, Any]:
     route = getattr(request.match_info.handler, "__name__", "")
     limit, setting = limits.body_limit(_ctx(request).settings, route)
@@ -143,7 +130,7 @@ async def _body(request: web.Request) -> dict[str, Any]:
         got = {list: "a JSON array", str: "a string", bool: "true/false", int: "a number",
                float: "a number", type(None): "nothing"}.get(type(body), "null")
         raise InvalidInput(f"the request body must be a JSON object ({{...}}), got {got}")
-    check_fields(body, _BODY_FIELDS.get(route, {}))
+    check_fields(body, BODY_FIELDS.get(route, {}))
     for key in ("name", "project", "workflow", "sample", "queue", "filename", "step"):
         limits.check_name(f"request field {key!r}", body.get(key))
     if isinstance(body.get("reason"), str) and len(body["reason"]) > 1024:

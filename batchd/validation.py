@@ -240,3 +240,17 @@ def check_fields(body: Mapping[str, Any], fields: Mapping[str, tuple[type, ...]]
 
 _TYPE_NAMES = {str: "a string", int: "a whole number", float: "a number", bool: "true or false",
                dict: "a JSON object", list: "a list"}
+
+
+# The fields each API route's body may have (by handler name), and their types.
+BODY_FIELDS: dict[str, dict[str, tuple[type, ...]]] = {
+    "import_project": {"name": (str,), "metadata": (str,), "metadata_filename": (str,),
+                       "sample_col": (str,), "file_col": (str,)},
+    "create_workflow": {"definition": (str,), "definition_filename": (str,),
+                        "base_dir": (str,)},
+    "register_jobdef": {"spec": (dict,), "filename": (str,)},
+    "cancel_jobs": {"reason": (str,), "status": (str,), "sample": (str,), "step": (int,)},
+    "resubmit_jobs": {"status": (str,), "sample": (str,), "step": (int,), "memory": (int,),
+                      "vcpus": (int, float), "queue": (str,), "timeout": (int,),
+                      "force": (bool,)},
+}
