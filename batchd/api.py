@@ -157,11 +157,29 @@ async def _workflow(request: web.Request):
                                               request.match_info["workflow"])
 
 
+async def _filters(request: web.Request, workflow: Any, step: int | None,
+                   sample: str | None) -> None:
+    """A step or sample filter that matches nothing of this workflow is a typo: refuse it
+    rather than cancel, resubmit or list nothing."""
+    store = _ctx(request).store
+    if step is not None:
+        steps = len(await store.analyses(workflow["id"]))
+        if step >= steps:
+            raise InvalidInput(f"step {step} does not exist: {workflow['project_name']}/"
+                               f"{workflow['name']} has steps 0 to {steps - 1}", field="step")
+    if sample and not (await store.list_jobs(workflow["id"], sample=sample, limit=1))[0]:
+        raise InvalidInput(f"sample {limits.clip(sample, 80)} is not in project "
+                           f"{workflow['project_name']}; check the spelling (`batchctl status "
+                           f"{workflow['project_name']}/{workflow['name']} --jobs` lists them)",
+                           field="sample")
+
+
 async def _attempt_rows(request: web.Request) -> list[dict[str, Any]]:
     """Attempts of the route's workflow, filtered by the `sample` and `step` query."""
     workflow = await _workflow(request)
-    return await _ctx(request).store.job_attempts(
-        workflow["id"], sample=request.query.get("sample"), step=_int(request.query, "step"))
+    sample, step = request.query.get("sample"), _int(request.query, "step")
+    await _filters(request, workflow, step, sample)
+    return await _ctx(request).store.job_attempts(workflow["id"], sample=sample, step=step)
 
 
 def _caller(request: web.Request) -> Caller:
@@ -251,6 +269,7 @@ async def list_jobs(request: web.Request) -> web.Response:
         if state not in JOB_STATES:
             raise InvalidInput(f"unknown state {limits.clip(q['state'])}; states are: "
                                f"{', '.join(JOB_STATES)}")
+    await _filters(request, workflow, _int(q, "step"), q.get("sample") or None)
     jobs, next_cursor = await ctx.store.list_jobs(
         workflow["id"], state=state, sample=q.get("sample") or None,
         step=_int(q, "step"), limit=min(_int(q, "limit", minimum=1) or 500, 1000),
@@ -267,6 +286,7 @@ async def cancel_jobs(request: web.Request) -> web.Response:
     if not isinstance(reason, str) or not reason.strip():
         raise InvalidInput("a reason is required to cancel jobs (it is recorded with each job "
                            "and sent to AWS Batch)")
+    await _filters(request, workflow, _opt_int(body, "step"), body.get("sample") or None)
     result = await ctx.store.cancel_jobs(workflow["id"], reason=reason.strip(),
                                          state=_state(body.get("status")),
                                          sample=body.get("sample") or None,
@@ -285,6 +305,7 @@ async def resubmit_jobs(request: web.Request) -> web.Response:
     queue = body.get("queue")
     if queue is not None and (not isinstance(queue, str) or not queue):
         raise InvalidInput("queue must be a job queue name")
+    await _filters(request, workflow, _opt_int(body, "step"), body.get("sample") or None)
     vcpus = body.get("vcpus")
     if vcpus is not None and (not isinstance(vcpus, (int, float)) or not 0 < vcpus <= MAX_VCPUS):
         raise InvalidInput(f"vcpus must be a number greater than 0 and at most {MAX_VCPUS}, "
