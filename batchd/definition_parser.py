@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from .naming import NAME_RE, NAME_RULES
-from .templates import TemplateError, validate_template
-from .validation import (MAX_ATTEMPTS, MAX_FACTOR, MAX_MEMORY, MAX_SPOT_ATTEMPTS, MAX_TIMEOUT,
-                         MAX_VCPUS, MIN_TIMEOUT, Problems, env_name_problem, is_number,
+from .templates import TemplateError, template_fields, validate_template
+from .validation import (MAX_ATTEMPTS, MAX_FACTOR, MAX_MEMORY, MAX_PROBLEMS, MAX_SPOT_ATTEMPTS,
+                         MAX_TIMEOUT, MAX_VCPUS, MIN_TIMEOUT, Problems, env_name_problem, is_number,
                          number_text, show, text_to_float)
 
 # AWS SubmitJob rejects requests whose parameters and overrides exceed 30 KiB.
@@ -83,7 +83,7 @@ class Parser:
 
     def __init__(self, filename: str, fields: Iterable[str]) -> None:
         self.filename = filename
-        self.fields = sorted(set(fields))
+        self.fields = frozenset(fields)
         self.problems = Problems(filename)
 
     # ------------------------------------------------------------------ small checks
@@ -110,6 +110,12 @@ class Parser:
                                     f"\"{{sample_name}}\"), got {show(value)}")
             return None
         try:
+            if len(self.problems.shown) >= MAX_PROBLEMS:
+                # counted, not shown: skip the message (a sort of every column, a did-you-mean)
+                if not self.fields.issuperset(template_fields(value)):
+                    self.problems.count += 1
+                    return None
+                return value
             validate_template(value, self.fields, where=f"{self.filename}: {path}")
         except TemplateError as exc:
             self.problems.note(exc.message)

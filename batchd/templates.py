@@ -130,7 +130,8 @@ def validate_template(template: str, available: Iterable[str], *, where: str) ->
     except TemplateError as exc:
         raise TemplateError(f"{where}: {exc.message}", where=where,
                             template=template[:200]) from None
-    known = set(available)
+    # a definition checks thousands of templates against the same (frozen) set of columns
+    known = available if isinstance(available, (set, frozenset)) else set(available)
     unknown = [f for f in fields if f not in known]
     if unknown:
         names = ", ".join("{" + f + "}" for f in unknown)

@@ -104,6 +104,9 @@ class Problems:
         for key in obj:
             if key in allowed:
                 continue
+            if len(self.shown) >= MAX_PROBLEMS:
+                self.count += 1  # counted, not shown: no suggestion to compute (100,000 keys)
+                continue
             close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
             if moved and key in moved:
                 hint = f"did you mean {moved[key]}?"
