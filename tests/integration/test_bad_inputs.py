@@ -176,6 +176,8 @@ CASES: list[Case] = [
          ("analyses[0].outputs", "non-empty list")),
     Case("wf-unknown-key", "workflow", wf(outptus=["x"]),
          ("analyses[0].outptus", "did you mean 'outputs'")),
+    Case("wf-depends-on", "workflow", wf(depends_on=[1]),
+         ("analyses[0].depends_on", "unknown key", "allowed here")),
     Case("wf-misplaced-key", "workflow", wf(memory=8000),
          ("analyses[0].memory", "containerOverrides.memory")),
     Case("wf-unknown-template", "workflow", wf(outputs=["out/{smaple_name}.txt"]),
