@@ -423,8 +423,8 @@ def _int(query, key: str, minimum: int = 0) -> int | None:
         number = None
     # SQLite holds 64-bit integers: a bigger one was an OverflowError (a 500) in the store
     if number is None or not minimum <= number <= MAX_JSON_INT:
-        raise InvalidInput(f"query parameter {key!r} must be a whole number from {minimum} to "
-                           f"{MAX_JSON_INT:,}, got {limits.clip(value)}", field=key)
+        raise InvalidInput(f"query parameter {key!r} must be a whole number of at least "
+                           f"{minimum} (below 2^63), got {limits.clip(value)}", field=key)
     return number
 
 

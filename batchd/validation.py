@@ -159,15 +159,16 @@ def _depth(data: Any) -> int:
 
 def _big_int(text: str) -> int:
     if len(text.lstrip("-")) > 19 or abs(int(text)) > MAX_JSON_INT:
-        raise JsonProblem(f"the number {show(text, 30)} is too large (at most "
-                          f"{MAX_JSON_INT:,}); write the value you mean")
+        shown = text if len(text) <= 30 else f"{text[:20]}... ({len(text):,} digits)"
+        raise JsonProblem(f"the number {shown} is too large (at most {MAX_JSON_INT:,}); write "
+                          "the value you mean")
     return int(text)
 
 
 def _finite(text: str) -> float:
     value = float(text)
     if value in (float("inf"), float("-inf")):
-        raise JsonProblem(f"the number {show(text, 30)} is too large; write the value you mean")
+        raise JsonProblem(f"the number {text[:30]} is too large; write the value you mean")
     return value
 
 
