@@ -11,9 +11,9 @@ Order of operations per attempt (the exactly-once protocol):
    attempt is marked 'unknown', in a transaction that takes it only if it is still 'unsent'
    (proven absent and not being sent): what was read before is never trusted for that.
    After a crash every SUBMITTING attempt that is not 'unsent' is 'unknown' (looked up no
-   sooner than SETTLE_SECONDS after its send, as without a crash), and each
-   lookup's answer is recorded as soon as it comes, so a daemon restarted again and again
-   still makes progress.
+   sooner than SETTLE_SECONDS after the restart, hence after its send, as without a crash),
+   and each lookup's answer is recorded as soon as it comes, so a daemon restarted again and
+   again still makes progress.
 Per-queue caps bound the jobs in flight; work is taken round-robin across workflows so one
 50,000-job project cannot starve a 10-job one.
 """
@@ -289,8 +289,8 @@ class _MarkAhead:
 
     One transaction per attempt was a quarter of the daemon's SQL at a 400 TPS budget. A
     group costs at most MARK_AHEAD lookups by name after a crash for attempts that were marked
-    but never sent; lookups are recorded one by one, so even a daemon restarted every second
-    still makes progress (tests/e2e/test_crash_safety.py)."""
+    but never sent; lookups are recorded one by one, so a daemon restarted again and again
+    still makes progress once it stays up SETTLE_SECONDS (tests/e2e/test_crash_safety.py)."""
 
     def __init__(self, store: Store, claims: list[Claim]) -> None:
         self.store = store
