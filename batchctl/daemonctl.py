@@ -64,6 +64,11 @@ def summary(status: dict) -> list[str]:
         lines.append(f"AWS API budget: {budget.get('rate')} of {budget.get('ceiling')} calls/s"
                      f" ({budget.get('waiting', 0)} waiting, {budget.get('throttles', 0)} "
                      f"throttled, {budget.get('cuts', 0)} rate cuts)")
+    problem = render.auth_problem(status.get("backend_auth"))
+    if problem:
+        lines.append(problem)
+        for op, refusal in sorted((status["backend_auth"].get("operations") or {}).items()):
+            lines.append(f"  {op}: {refusal.get('message')}")
     calls, throttles = status.get("api_calls") or {}, status.get("api_throttles") or {}
     if calls:
         lines.append("AWS API calls: " + ", ".join(
