@@ -104,8 +104,8 @@ class AuthWatch:
             refusal = self.refusals.get(operation)
             if refusal is not None and state in states:
                 # The code and the operation first: batchctl's table cuts at 80 columns.
-                return (f"waiting: AWS refuses batchd's credentials "
-                        f"({refusal.aws_code or 'no credentials'}, {operation}); {what}; "
+                return (f"waiting: AWS refuses the credentials ("
+                        f"{refusal.aws_code or 'no credentials'}, {operation}); {what}; "
                         "refresh the login/role batchd runs with, batchd retries by itself")
         return None
 

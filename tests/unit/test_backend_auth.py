@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from batchd.backend_auth import AUTH_BACKOFF_CAP, AuthWatch, backoff_delay
+from batchd.backend_auth import _HELD, AUTH_BACKOFF_CAP, AuthWatch, backoff_delay
 from batchd.backends.aws import AwsBackend
 from batchd.backends.base import SubmitRequest
 from batchd.errors import TransientBackendError
@@ -90,9 +90,12 @@ def test_jobs_held_up_say_so_by_state():
     watch.failed("SubmitJob", "ExpiredTokenException", "expired")
     for state in ("QUEUED", "SUBMITTING"):
         reason = watch.waiting_reason(state)
-        assert reason.startswith("waiting: AWS refuses batchd's credentials "
+        assert reason.startswith("waiting: AWS refuses the credentials "
                                  "(ExpiredTokenException, SubmitJob); not sent yet")
-        assert len(reason.split(";")[0]) <= 79       # what batchctl's table shows
+    for op, (states, _) in _HELD.items():      # batchctl's table shows 77 characters
+        alone = AuthWatch(clock=Clock())
+        alone.failed(op, "AccessDeniedException", "denied")
+        assert f"(AccessDeniedException, {op})" in alone.waiting_reason(states[-1])[:77]
     assert watch.waiting_reason("RUNNING") is None
     watch.failed("DescribeJobs", "ExpiredTokenException", "expired")
     assert "(ExpiredTokenException, DescribeJobs)" in watch.waiting_reason("RUNNING")
