@@ -105,7 +105,7 @@ class Submitter:
                     # Refused credentials: wait out the back-off (or the probe's answer)
                     # without reading the store or sending anything.
                     if sending:
-                        await asyncio.wait(sending | {stopping}, timeout=max(held, 0.05),
+                        await asyncio.wait(sending | {stopping}, timeout=held or 1.0,
                                            return_when=asyncio.FIRST_COMPLETED)
                     else:
                         await pause(self.wake.submitter, self.stop, held)

@@ -20,7 +20,7 @@ POLL = 0.25
 CODE = "ExpiredTokenException"
 FAULTED = ["SubmitJob", "DescribeJobs"]
 ROUNDS = 6                   # refused rounds of DescribeJobs to wait for (the back-off's 6th)
-SUBMIT_CONCURRENCY = 16      # settings' default: SubmitJobs already out when the first refusal comes
+SUBMIT_CONCURRENCY = 16      # the default: SubmitJobs out before the first refusal comes back
 IN_FLIGHT = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING")
 
 

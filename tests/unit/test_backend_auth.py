@@ -125,3 +125,23 @@ async def test_a_403_is_recorded_the_same_on_both_call_paths(path, fake_env):  #
     refusal = backend.auth.refusals["SubmitJob"]
     assert (refusal.aws_code, refusal.count) == ("ExpiredTokenException", 1)
     assert backend.auth.failures_total == {"SubmitJob": 1}
+
+
+def test_batchctl_shows_it_for_a_person():
+    from batchctl import daemonctl, render
+
+    watch = AuthWatch(base=1.0, clock=Clock())
+    assert render.auth_problem(None) is None and render.auth_problem(watch.snapshot()) is None
+    assert not any("CREDENTIALS" in line for line in daemonctl.summary(
+        {"backend_auth": watch.snapshot(), "db_writable": True}))
+    watch.failed("DescribeJobs", "ExpiredTokenException", "the token expired")
+    lines = daemonctl.summary({"backend_auth": watch.snapshot(), "db_writable": True})
+    problem = [line for line in lines if "CREDENTIALS" in line]
+    assert problem and "DescribeJobs (ExpiredTokenException, 1 refused since" in problem[0]
+    assert "  DescribeJobs: the token expired" in lines
+    job = {"state": "RUNNING", "reason": "retrying with 4,096 MiB", "failure_class": "oom",
+           "waiting_reason": watch.waiting_reason("RUNNING")}
+    shown = render.job_reason(job)
+    assert shown.startswith("waiting: AWS refuses the credentials (ExpiredTokenException, "
+                            "DescribeJobs)") and len(shown) <= render.REASON_WIDTH
+    assert render.job_reason({**job, "waiting_reason": None}) == "oom: retrying with 4,096 MiB"
