@@ -11,8 +11,10 @@ The back-off: after the first refused call an operation is tried again one poll 
 later, by one call (a probe: one SubmitJob, one DescribeJobs batch); each refused probe
 doubles the wait, up to AUTH_BACKOFF_CAP (5 minutes; the poll interval if that is longer).
 Calls already in flight when the first refusal came are counted but do not double it.
-Log events, once per transition and operation: `backend_auth_failed` and
-`backend_auth_restored`.
+A refusal nothing tries again (a `batchctl jobdef register` refused once) is not shown for
+ever: it is dropped once nothing was refused for twice the longest wait (10 minutes).
+Log events, once per transition and operation: `backend_auth_failed`, then
+`backend_auth_restored` (a call succeeded) or `backend_auth_expired` (dropped, unproven).
 """
 
 from __future__ import annotations
@@ -62,8 +64,18 @@ class AuthWatch:
         self.refusals: dict[str, Refusal] = {}
         self.failures_total: Counter[str] = Counter()   # by operation, since start
 
+    def _expire(self, now: float) -> None:
+        for operation, refusal in list(self.refusals.items()):
+            quiet = 2 * max(self.cap, backoff_delay(refusal.rounds, self.base, self.cap))
+            if now - refusal.last_at > quiet:
+                del self.refusals[operation]
+                if self.log is not None:
+                    self.log.info("backend_auth_expired", operation=operation,
+                                  refused_calls=refusal.count, quiet_seconds=quiet)
+
     def failed(self, operation: str, aws_code: str | None, message: str) -> None:
         now = self.clock()
+        self._expire(now)
         self.failures_total[operation] += 1
         refusal = self.refusals.get(operation)
         if refusal is None:
@@ -90,13 +102,16 @@ class AuthWatch:
                           seconds=round(self.clock() - refusal.since, 3))
 
     def failing(self, operation: str | None = None) -> bool:
+        self._expire(self.clock())
         return bool(self.refusals) if operation is None else operation in self.refusals
 
     def wait(self, operation: str) -> float:
         """Seconds before `operation` may be tried again (0: now; if `failing`, by one
         call only, whose answer decides)."""
+        now = self.clock()
+        self._expire(now)
         refusal = self.refusals.get(operation)
-        return 0.0 if refusal is None else max(0.0, refusal.next_try_at - self.clock())
+        return 0.0 if refusal is None else max(0.0, refusal.next_try_at - now)
 
     def waiting_reason(self, state: str) -> str | None:
         """What a job in `state` waits for because of a refusal, in words, or None."""
@@ -110,6 +125,7 @@ class AuthWatch:
         return None
 
     def snapshot(self) -> dict[str, Any]:
+        self._expire(self.clock())
         return {"failing": bool(self.refusals),
                 "operations": {op: asdict(r) for op, r in sorted(self.refusals.items())},
                 "failures_total": dict(self.failures_total),

@@ -145,3 +145,25 @@ def test_batchctl_shows_it_for_a_person():
     assert shown.startswith("waiting: AWS refuses the credentials (ExpiredTokenException, "
                             "DescribeJobs)") and len(shown) <= render.REASON_WIDTH
     assert render.job_reason({**job, "waiting_reason": None}) == "oom: retrying with 4,096 MiB"
+
+
+def test_a_refusal_nothing_retries_is_dropped_after_a_quiet_while():
+    clock, log = Clock(), Log()
+    watch = AuthWatch(base=30.0, log=log, clock=clock)
+    watch.failed("RegisterJobDefinition", "AccessDeniedException", "not authorized")
+    clock.now += 2 * AUTH_BACKOFF_CAP
+    assert watch.failing("RegisterJobDefinition")
+    clock.now += 1
+    assert not watch.failing() and watch.snapshot()["operations"] == {}
+    assert [e for e, _ in log.events] == ["backend_auth_failed", "backend_auth_expired"]
+    # A loop's probes (at most one wait apart) keep theirs, however long it lasts.
+    watch = AuthWatch(base=30.0, clock=clock)
+    watch.failed("DescribeJobs", "ExpiredTokenException", "expired")
+    for _ in range(50):
+        clock.now += watch.wait("DescribeJobs")
+        watch.failed("DescribeJobs", "ExpiredTokenException", "expired")
+    assert watch.failing("DescribeJobs") and watch.refusals["DescribeJobs"].rounds == 51
+    long = AuthWatch(base=3600.0, clock=clock)     # a poll interval beyond the cap
+    long.failed("DescribeJobs", "ExpiredTokenException", "expired")
+    clock.now += 3600.0
+    assert long.wait("DescribeJobs") == 0.0 and long.failing("DescribeJobs")
