@@ -322,7 +322,10 @@ def cmd_dashboard(ctx: Context, args: argparse.Namespace) -> int:
     help="register a job definition from a JSON file",
     description="Register a job definition written in the AWS Batch RegisterJobDefinition "
                 "format (jobDefinitionName, type, containerProperties, ...). Registering the "
-                "same name again makes a new revision.",
+                "same name again makes a new revision. Reserved to root, the daemon's user "
+                "and members of the admin group (setting [access] admin_group): a job "
+                "definition carries an IAM role, privileged mode and host volumes (on the "
+                "local backend, a command run as the daemon's user); others get exit code 4.",
     example="batchctl jobdef register famli.json",
     args=[arg("file", metavar="FILE.json", help="the job definition")],
 )

@@ -325,14 +325,17 @@ async def dashboard(request: web.Request) -> web.Response:
 async def register_jobdef(request: web.Request) -> web.Response:
     from .jobdefs import validate_job_definition
     ctx = _ctx(request)
+    caller = _caller(request)
     body = await _body(request)
     spec = body.get("spec")
+    name = spec.get("jobDefinitionName") if isinstance(spec, dict) else None
+    # the name is recorded first, so a refused attempt is audited with what it tried to register
+    request[access.AUDIT_TARGET] = limits.shorten(name) if isinstance(name, str) else None
+    access.policy_of(request).require_jobdef_admin(caller, backend=ctx.backend.name)
     if not isinstance(spec, dict):
         raise InvalidInput("request field 'spec' must be a JSON object (the job definition)")
     spec = validate_job_definition(spec, filename=body.get("filename") or "job definition")
-    request[access.AUDIT_TARGET] = spec.get("jobDefinitionName")
     result = await ctx.backend.register_job_definition(spec)
-    caller = _caller(request)
     log.info("jobdef_registered", name=result["jobDefinitionName"],
              revision=result["revision"], user=caller.name, uid=caller.uid)
     return _json(result, status=201)
