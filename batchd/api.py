@@ -103,7 +103,8 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
     except asyncio.CancelledError:
         raise
     except Exception:
-        log.exception("api_internal_error", method=request.method, path=request.path)
+        log.exception("api_internal_error", method=request.method,
+                      path=limits.shorten(request.path))
         return _json({"error": {"code": "internal", "message": "batchd hit an internal error; "
                                 "details are in the daemon's log"}}, status=500)
 
@@ -126,10 +127,14 @@ async def _body(request: web.Request) -> dict[str, Any]:
                            ) from None
     if not isinstance(body, dict):
         raise InvalidInput("the request body must be a JSON object")
-    for key in ("name", "project", "workflow", "sample", "queue", "filename", "step"):
+    for key in ("name", "project", "workflow", "sample", "queue", "step", "sample_col",
+                "file_col"):
         limits.check_name(f"request field {key!r}", body.get(key))
-    if isinstance(body.get("reason"), str) and len(body["reason"]) > 1024:
-        raise InvalidInput("request field 'reason' is longer than 1,024 characters; shorten it")
+    for key in ("filename", "metadata_filename", "definition_filename", "base_dir"):
+        limits.check_path(f"request field {key!r}", body.get(key))
+    if isinstance(body.get("reason"), str) and len(body["reason"]) > limits.MAX_REASON:
+        raise InvalidInput(f"request field 'reason' is {len(body['reason']):,} characters "
+                           f"long; at most {limits.MAX_REASON:,} are kept, shorten it")
     return body
 
 
@@ -252,7 +257,7 @@ async def cancel_jobs(request: web.Request) -> web.Response:
                                          step=_opt_int(body, "step"))
     ctx.wake.poller.set()
     log.info("jobs_cancelled", project=workflow["project_name"], workflow=workflow["name"],
-             user=caller.name, uid=caller.uid, reason=reason, **result)
+             user=caller.name, uid=caller.uid, reason=limits.shorten(reason), **result)
     return _json(result)
 
 
@@ -334,7 +339,8 @@ async def register_jobdef(request: web.Request) -> web.Response:
     access.policy_of(request).require_jobdef_admin(caller, backend=ctx.backend.name)
     if not isinstance(spec, dict):
         raise InvalidInput("request field 'spec' must be a JSON object (the job definition)")
-    spec = validate_job_definition(spec, filename=body.get("filename") or "job definition")
+    spec = validate_job_definition(
+        spec, filename=limits.shorten(body.get("filename") or "job definition"))
     result = await ctx.backend.register_job_definition(spec)
     log.info("jobdef_registered", name=result["jobDefinitionName"],
              revision=result["revision"], user=caller.name, uid=caller.uid)

@@ -16,6 +16,8 @@ from .errors import InvalidInput, PayloadTooLarge
 
 MAX_NAME = 256       # project, workflow, sample, step, queue... (names are 64; room for a hint)
 MAX_QUERY = 4096     # a whole query string
+MAX_PATH = 4096      # a file or directory name the client sends (PATH_MAX on Linux)
+MAX_REASON = 1024    # a cancel reason, as stored and sent to AWS
 MAX_ECHO = 200       # characters of user input ever echoed back or logged
 
 
@@ -38,6 +40,12 @@ def check_name(field: str, value: Any) -> None:
     if isinstance(value, str) and len(value) > MAX_NAME:
         raise InvalidInput(f"{field} is {len(value):,} characters long; names are at most "
                            f"{MAX_NAME} characters", field=field)
+
+
+def check_path(field: str, value: Any) -> None:
+    if isinstance(value, str) and len(value) > MAX_PATH:
+        raise InvalidInput(f"{field} is {len(value):,} characters long; paths are at most "
+                           f"{MAX_PATH:,} characters", field=field)
 
 
 def check_request_line(request: web.Request) -> None:
