@@ -171,8 +171,16 @@ def _require_owner(request: web.Request, workflow: Any, action: str) -> Caller:
 # -- handlers ---------------------------------------------------------------------------------
 async def ping(request: web.Request) -> web.Response:
     ctx = _ctx(request)
+    s = ctx.settings
+    # batchctl checks an upload against these before sending it (a refused 64 MB body would
+    # otherwise be read, encoded and pushed into a socket that is already closing)
     return _json({"version": __version__, "backend": ctx.backend.name, "pid": os.getpid(),
-                  "started_at": ctx.started_at, "socket": str(ctx.settings.socket)})
+                  "started_at": ctx.started_at, "socket": str(s.socket),
+                  "limits": {"metadata_bytes": s.limit_metadata_bytes,
+                             "definition_bytes": s.limit_definition_bytes,
+                             "jobdef_bytes": s.limit_jobdef_bytes,
+                             "body_bytes": s.limit_body_bytes,
+                             "request_bytes": s.max_request_bytes}})
 
 
 async def import_project(request: web.Request) -> web.Response:

@@ -18,6 +18,7 @@ MAX_NAME = 256       # project, workflow, sample, step, queue... (names are 64; 
 MAX_QUERY = 4096     # a whole query string
 MAX_PATH = 4096      # a file or directory name the client sends (PATH_MAX on Linux)
 MAX_REASON = 1024    # a cancel reason, as stored and sent to AWS
+TOO_LARGE_HINT = "split the file, or ask an admin to raise that setting"  # batchctl says it too
 MAX_ECHO = 200       # characters of user input ever echoed back or logged
 
 
@@ -72,7 +73,8 @@ def body_limit(settings: Any, route: str) -> tuple[int, str]:
 
 def _too_large(size: str, limit: int, setting: str) -> PayloadTooLarge:
     return PayloadTooLarge(f"the request body is {size} bytes; this request accepts at most "
-                           f"{limit:,} bytes (setting {setting})", limit=limit)
+                           f"{limit:,} bytes (setting {setting}); {TOO_LARGE_HINT}",
+                           limit=limit, setting=setting)
 
 
 async def read_body(request: web.Request, limit: int, setting: str) -> bytes:
