@@ -135,6 +135,19 @@ CASES = [
 ]
 
 
+QUERY_BIG = 4000     # a whole query string is at most 4,096 characters
+GETS = [
+    ("jobs state", WF + "/jobs?state=" + q(QUERY_BIG)),
+    ("jobs sample", WF + "/jobs?sample=" + q(QUERY_BIG)),
+    ("jobs step", WF + "/jobs?step=" + q(QUERY_BIG)),
+    ("jobs limit", WF + "/jobs?limit=" + q(QUERY_BIG)),
+    ("logs attempt", WF + "/logs?attempt_id=" + q(QUERY_BIG)),
+    ("query key", "/v1/queues?" + q(QUERY_BIG) + "=1"),   # (p/w holds a 1,024-char reason)
+    ("unknown route", "/v1/" + q(7000)),
+    ("workflow name", "/v1/projects/p/workflows/" + q(7000)),
+]
+
+
 @pytest.fixture(scope="module")
 def daemon():
     from tests.daemon_harness import new_daemon
@@ -193,3 +206,15 @@ def test_a_cancel_reason_of_the_longest_accepted_length_is_logged_clipped(daemon
     events = {e["event"] for e in daemon.events() if "QQQQ" in json.dumps(e)}
     assert "jobs_cancelled" in events, events
     assert events & {"local_job_cancelled", "local_job_terminating"}, events  # queued/running
+
+
+@pytest.mark.parametrize("label, path", GETS, ids=[g[0] for g in GETS])
+def test_a_huge_query_or_path_is_never_echoed_or_logged_in_full(daemon, label, path):
+    from tests.raw_http import get
+    logged = sum(p.stat().st_size for p in daemon.log_paths)
+    status, answer = get(daemon.socket, path)
+    assert status < 500, answer[:500]
+    echoed = RUN.search(answer.encode())
+    assert echoed is None, f"{label}: HTTP {status} echoes {len(echoed.group()):,} characters"
+    text = b"".join(p.read_bytes() for p in daemon.log_paths)[logged:]
+    assert RUN.search(text) is None, f"{label}: logged in full"
