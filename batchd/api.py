@@ -127,14 +127,7 @@ async def _body(request: web.Request) -> dict[str, Any]:
                            ) from None
     if not isinstance(body, dict):
         raise InvalidInput("the request body must be a JSON object")
-    for key in ("name", "project", "workflow", "sample", "queue", "step", "sample_col",
-                "file_col"):
-        limits.check_name(f"request field {key!r}", body.get(key))
-    for key in ("filename", "metadata_filename", "definition_filename", "base_dir"):
-        limits.check_path(f"request field {key!r}", body.get(key))
-    if isinstance(body.get("reason"), str) and len(body["reason"]) > limits.MAX_REASON:
-        raise InvalidInput(f"request field 'reason' is {len(body['reason']):,} characters "
-                           f"long; at most {limits.MAX_REASON:,} are kept, shorten it")
+    limits.check_fields(body)
     return body
 
 
@@ -171,16 +164,9 @@ def _require_owner(request: web.Request, workflow: Any, action: str) -> Caller:
 # -- handlers ---------------------------------------------------------------------------------
 async def ping(request: web.Request) -> web.Response:
     ctx = _ctx(request)
-    s = ctx.settings
-    # batchctl checks an upload against these before sending it (a refused 64 MB body would
-    # otherwise be read, encoded and pushed into a socket that is already closing)
     return _json({"version": __version__, "backend": ctx.backend.name, "pid": os.getpid(),
-                  "started_at": ctx.started_at, "socket": str(s.socket),
-                  "limits": {"metadata_bytes": s.limit_metadata_bytes,
-                             "definition_bytes": s.limit_definition_bytes,
-                             "jobdef_bytes": s.limit_jobdef_bytes,
-                             "body_bytes": s.limit_body_bytes,
-                             "request_bytes": s.max_request_bytes}})
+                  "started_at": ctx.started_at, "socket": str(ctx.settings.socket),
+                  "limits": limits.advertised(ctx.settings)})
 
 
 async def import_project(request: web.Request) -> web.Response:
