@@ -25,6 +25,7 @@ from .errors import BackendError, TransientBackendError
 from .failures import SUBMIT_REJECTED, FailedAttempt, RetryPolicy, classify, decide
 from .limits import shorten
 from .logs import get_logger
+from .model import CHECKING, IN_FLIGHT
 from .settings import Settings
 from .store import AttemptUpdate, Store
 from .wakeups import Wakeups, pause
@@ -37,6 +38,7 @@ YOUNG_SLOWDOWN = 3.0          # poll RUNNING jobs this many times less often whi
 YOUNG_SHARE = 0.9             # ... than this share of their step's shortest successful run
 YOUNG_MIN_RUNS = 20           # ... once that many of the step's jobs have succeeded
 DESCRIBE = "DescribeJobs"
+MOVED_BY_ATTEMPT = (*IN_FLIGHT, CHECKING)   # job states a failed attempt's decision moves
 
 
 class ShortestRuns:
@@ -288,6 +290,10 @@ class Poller:
                                     ctx["timeout"], ctx["spot_failures"], ctx["other_failures"])
             decision = decide(failure, policy)
             decisions.append((ctx["job_id"], attempt_id, decision))
+            if ctx.get("state", CHECKING) not in MOVED_BY_ATTEMPT:
+                # Cancelled (or decided) meanwhile: the store records the attempt's class but
+                # leaves the job alone, so announcing a retry or failure would be false.
+                continue
             event = "job_retrying" if type(decision).__name__ == "Retry" else "job_failed"
             self.log.warning(event, attempt_id=attempt_id, failure_class=cls,
                              reason=shorten(decision.reason))
