@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .limits import shorten
 from .naming import NAME_RE, NAME_RULES
 from .templates import TemplateError, template_fields, validate_template
 from .validation import (MAX_ATTEMPTS, MAX_FACTOR, MAX_MEMORY, MAX_PROBLEMS, MAX_SPOT_ATTEMPTS,
@@ -116,7 +117,7 @@ class Parser:
                     self.problems.count += 1
                     return None
                 return value
-            validate_template(value, self.fields, where=f"{self.filename}: {path}")
+            validate_template(value, self.fields, where=f"{self.filename}: {shorten(path)}")
         except TemplateError as exc:
             self.problems.note(exc.message)
             return None

@@ -21,6 +21,7 @@ import re
 from collections.abc import Iterable, Mapping
 
 from .errors import InvalidInput
+from .limits import clip, shorten
 
 # Hyphens are allowed because CSV column names often contain them; dots are not, since
 # `{a.b}` reads as attribute access in Python's format syntax and users would expect that.
@@ -36,30 +37,25 @@ class TemplateError(InvalidInput):
     """A template is malformed or names an unknown field."""
 
 
-def _shown(template: str, limit: int = 80) -> str:
-    """A template quoted for a message, shortened: a megabyte template is not echoed whole."""
-    return repr(template) if len(template) <= limit else repr(template[:limit]) + "..."
-
-
 def _field_problem(template: str, body: str) -> str:
     """Explain why the text between `{` and `}` is not a plain field name."""
-    shown = "{" + (body if len(body) <= 40 else body[:40] + "...") + "}"
+    shown = shorten("{" + body + "}")
     if body == "":
-        return (f"template {_shown(template)} contains an empty {{}}; put a field name "
-                "inside, e.g. {sample_name}, or write {{}} for literal braces")
+        return (f"template {clip(template)} contains an empty {{}}; put a field name inside, "
+                "e.g. {sample_name}, or write {{}} for literal braces")
     if body.isdigit():
-        return (f"template {_shown(template)} uses the positional field {shown}; "
+        return (f"template {clip(template)} uses the positional field {shown}; "
                 "use a field name such as {sample_name} instead")
     for char, what in (("!", "a conversion"), (":", "a format spec"), (".", "attribute access"),
                        ("[", "indexing")):
         if char in body:
             name = body.split(char, 1)[0]
-            fix = f"write {{{name}}} instead" if FIELD_RE.fullmatch(name) else \
+            fix = f"write {shorten('{' + name + '}')} instead" if FIELD_RE.fullmatch(name) else \
                 "use a plain field name such as {sample_name}"
-            return (f"template {_shown(template)} uses {what} in {shown}, which is not "
-                    f"supported; only plain {{name}} fields are allowed: {fix}")
-    return (f"template {_shown(template)}: {shown} is not a valid field name; names start "
-            "with a letter or underscore and contain only letters, digits, '_' and '-'")
+            return (f"template {clip(template)} uses {what} in {shown}, which is not supported; "
+                    f"only plain {{name}} fields are allowed: {fix}")
+    return (f"template {clip(template)}: {shown} is not a valid field name; names start with a "
+            "letter or underscore and contain only letters, digits, '_' and '-'")
 
 
 @functools.lru_cache(maxsize=4096)
@@ -91,18 +87,17 @@ def _parse(template: str) -> Parts:
             continue
         if char == "}":
             raise TemplateError(
-                f"template {_shown(template)} has a '}}' at position {j + 1} without a "
-                "matching '{'; write }} for a literal brace", template=template[:200])
+                f"template {clip(template)} has a '}}' at position {j + 1} without a matching "
+                "'{'; write }} for a literal brace", template=clip(template))
         close = next_close  # after j: j is the nearer brace, and it is a '{'
-        reopen = template.find("{", j + 1, close)
-        if close == n or reopen != -1:
+        if close == n or template.find("{", j + 1, close) != -1:
             raise TemplateError(
-                f"template {_shown(template)} has a '{{' at position {j + 1} that is "
-                "never closed; close the field with '}', or write {{ for a literal brace",
-                template=template[:200])
+                f"template {clip(template)} has a '{{' at position {j + 1} that is never "
+                "closed; close the field with '}', or write {{ for a literal brace",
+                template=clip(template))
         body = template[j + 1:close]
         if not FIELD_RE.fullmatch(body):
-            raise TemplateError(_field_problem(template, body), template=template[:200])
+            raise TemplateError(_field_problem(template, body), template=clip(template))
         parts.append(("".join(literal), body))
         literal = []
         i = close + 1
@@ -114,7 +109,7 @@ def _parse(template: str) -> Parts:
 def template_fields(template: str) -> list[str]:
     """The field names a template uses, in order of first use, without repeats."""
     if not isinstance(template, str):
-        raise TemplateError(f"a template must be text, got {template!r}")
+        raise TemplateError(f"a template must be text, got {clip(template)}")
     seen: dict[str, None] = {}
     for _, field in _parse(template):
         if field is not None:
@@ -129,12 +124,12 @@ def validate_template(template: str, available: Iterable[str], *, where: str) ->
         fields = template_fields(template)
     except TemplateError as exc:
         raise TemplateError(f"{where}: {exc.message}", where=where,
-                            template=template[:200]) from None
+                            template=clip(template)) from None
     # a definition checks thousands of templates against the same (frozen) set of columns
     known = available if isinstance(available, (set, frozenset)) else set(available)
     unknown = [f for f in fields if f not in known]
     if unknown:
-        names = ", ".join("{" + f + "}" for f in unknown)
+        names = ", ".join(shorten("{" + f + "}") for f in unknown[:10])
         ordered = sorted(known)
         # A table of a thousand columns must not make a thousand-name message.
         listed = ", ".join(ordered[:_LISTED]) or "(none)"
@@ -143,10 +138,10 @@ def validate_template(template: str, available: Iterable[str], *, where: str) ->
         near = difflib.get_close_matches(unknown[0], ordered, n=1, cutoff=0.6)
         hint = f"; did you mean {{{near[0]}}}?" if near else ""
         raise TemplateError(
-            f"{where}: template {_shown(template)} uses {names}, which "
+            f"{where}: template {clip(template)} uses {names}, which "
             f"{'is not a field' if len(unknown) == 1 else 'are not fields'}{hint}; available "
             f"fields are: {listed} (the metadata columns plus the built-in names)",
-            where=where, template=template[:200], unknown=unknown,
+            where=where, template=clip(template), unknown=[shorten(f) for f in unknown[:10]],
             available=ordered[:_LISTED])
 
 
@@ -159,6 +154,7 @@ def render(template: str, values: Mapping[str, str]) -> str:
         return template.format_map(values)
     except KeyError as exc:
         raise TemplateError(
-            f"template {_shown(template)} uses {{{exc.args[0]}}} but no value was given for "
-            f"it; available values are: {', '.join(sorted(values)) or '(none)'}",
-            template=template[:200], field=exc.args[0]) from None
+            f"template {clip(template)} uses {shorten('{' + exc.args[0] + '}')} but no value was "
+            "given for it; "
+            f"available values are: {', '.join(sorted(values)) or '(none)'}",
+            template=clip(template), field=shorten(exc.args[0])) from None
