@@ -108,6 +108,13 @@ class ResponsiveRun(Run):
         daemon.start(timeout=60)
         sampler = ProcSampler(daemon.proc.pid).start()
 
+        # create checks the steps' job definition against the local registry
+        jobdef = daemon.root / "jobdef.json"
+        jobdef.write_text(json.dumps({
+            "jobDefinitionName": "fake-jobdef", "type": "container",
+            "containerProperties": {"image": "none", "command": ["true"], "resourceRequirements": [
+                {"type": "VCPU", "value": "1"}, {"type": "MEMORY", "value": "64"}]}}))
+        self.ctl("jobdef", "register", str(jobdef))
         small = daemon.root / "other.csv"
         small.write_text("sample_name,file_name\n" +
                          "".join(f"o{i},o{i}.fq\n" for i in range(10)))

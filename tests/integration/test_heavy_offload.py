@@ -36,6 +36,17 @@ def _samples(n: int, bad_last: str | None = None) -> str:
     return "sample_name,file_name,group\n" + "\n".join(rows) + "\n"
 
 
+JOBDEF = {"jobDefinitionName": "jd", "type": "container",
+          "containerProperties": {"image": "none", "command": ["true"],
+                                  "resourceRequirements": [{"type": "VCPU", "value": "1"},
+                                                           {"type": "MEMORY", "value": "64"}]}}
+
+
+def _register_jobdef(daemon) -> None:
+    """create checks every step's job definition against the local registry."""
+    daemon.ctl("jobdef", "register", _write(daemon.root / "jd.json", json.dumps(JOBDEF)))
+
+
 def _definition(name: str, steps: int = 3, output: str = "/tmp/o/{sample_name}.{step}") -> str:
     return json.dumps({"workflow_name": name, "analyses": [
         {"job_definition": "jd", "queue": "q", "outputs": [output.replace("{step}", str(i))],
@@ -74,6 +85,7 @@ def gated(daemon_factory):
     daemon.gate = daemon.root / "gate"
     daemon.env["BATCHD_TEST_HEAVY_GATE"] = str(daemon.gate)
     daemon.start()
+    _register_jobdef(daemon)
     daemon.gate.touch()
     daemon.ctl("import", "other", "--metadata", _write(daemon.root / "o.csv", _samples(3)))
     daemon.ctl("create", "other", "--definition", _write(daemon.root / "o.json",
@@ -169,6 +181,7 @@ def test_a_bad_last_row_is_reported_as_before_and_nothing_is_imported(local_daem
 
 
 def test_a_create_failing_at_the_last_sample_creates_no_workflow(local_daemon):
+    _register_jobdef(local_daemon)
     rows = _samples(20_000).replace("s19999,s19999.fq,g1", "s19999,s19999.fq,")
     local_daemon.ctl("import", "p", "--metadata", _write(local_daemon.root / "p.csv", rows))
     definition = _write(local_daemon.root / "wf.json",
