@@ -2,8 +2,8 @@
 
 Parsing a 100,000-row metadata table and rendering the 300,000 jobs of a 3-step workflow take
 seconds of pure Python. Run on the event loop they stalled every other user's request and every
-loop of the daemon for that long (2.6 s for one such import + create, 5.7 s for two at once:
-`make bench BENCH_ARGS="--scenario responsive"`). Here they run in a worker thread. The
+loop of the daemon for that long (2.5-5.6 s for one such import + create, 5.6-7.1 s for two
+at once: `make bench BENCH_ARGS="--scenario responsive"`). Here they run in a worker thread. The
 thread still needs the GIL, which CPython hands back to the loop every switch interval (5 ms),
 so the loop keeps answering within milliseconds; a second thread would only halve the loop's
 share of it, hence a bound of `slots` heavy jobs at a time. Others wait their turn in arrival
@@ -12,8 +12,10 @@ order (logged as `heavy_work_waiting`); nobody is refused.
 While heavy work runs the switch interval is 1 ms instead of 5: a status request passes the
 GIL back and forth a dozen times (socket, database thread, loop), each a wait of up to one
 interval, and the benchmark measured its p99 at 150 ms with 5 ms and 36 ms with 1 ms during a
-100,000-sample create, the create itself no slower. Process pools were not needed: the
-result (every sample's dict) would have to be unpickled on the loop, seconds again.
+100,000-sample create, the create itself no slower. A process pool would not help: its
+result has to be unpickled here, one C call that holds the GIL throughout (0.74 s for a
+100,000-sample table's Samples, 0.16 s for 300,000 job rows, measured), the very stall this
+module removes.
 
 The work passed in is pure computation: SQL stays in the store's single writer, so a failure
 raised in the thread (an InvalidInput naming the bad row) is raised to the handler as it was,
