@@ -4,8 +4,9 @@ Parsing a 100,000-row table and rendering 300,000 jobs used to run on the daemon
 for seconds nobody got an answer. The test-only gate (BATCHD_TEST_HEAVY_GATE, offload.py)
 holds a heavy job midway, in whatever thread runs it; the tests ask other questions while it
 is held and only then open the gate, so the order of events is the proof, not a stopwatch.
-On the old code the held job sits on the event loop and the other client's request is never
-answered until the gate opens (the test gives up after STUCK seconds and fails).
+With the work run on the event loop again (the gate kept), the held job blocks the loop and
+the other client's request is not answered until the gate opens: the test gives up after
+STUCK seconds and fails. Two imports at once: the second waits for the first's slot.
 """
 
 from __future__ import annotations
