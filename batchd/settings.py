@@ -12,6 +12,7 @@ import dataclasses
 import difflib
 import math
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -145,10 +146,18 @@ _RANGES: dict[str, tuple[float, float]] = {
 }
 
 
+def _plain_number(number: float) -> str:
+    return str(int(number)) if float(number).is_integer() else f"{number:g}"
+
+
 def _check_range(name: str, number: float) -> None:
     low, high = _RANGES.get(name, (0, math.inf))
     if not low <= number <= high:
-        raise ValueError(f"must be between {low:g} and {high:g}")
+        raise ValueError(f"must be between {_plain_number(low)} and {_plain_number(high)}")
+
+
+# us-east-1, eu-central-2, us-gov-west-1, cn-northwest-1, us-isob-east-1, ...
+_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
 
 
 def _unknown(path: Path, label: str, key: str, known) -> InvalidInput:
@@ -166,6 +175,8 @@ def _coerce(name: str, value: Any, where: str) -> Any:
         if value is None:
             return None
         if "Path" in target:
+            if not str(value).strip():   # "" would mean the current directory
+                raise ValueError("expected a path, not an empty string")
             return Path(os.path.expanduser(str(value)))
         if "bool" in target:
             if isinstance(value, bool):
@@ -177,9 +188,12 @@ def _coerce(name: str, value: Any, where: str) -> Any:
                 return False
             raise ValueError("expected true or false")
         if "float" in target:
-            if isinstance(value, bool):
+            if isinstance(value, bool) or not isinstance(value, (int, float, str)):
                 raise ValueError("expected a number")
-            number = float(value)
+            try:
+                number = float(value)
+            except ValueError:
+                raise ValueError("expected a number") from None
             if not math.isfinite(number):
                 raise ValueError("must be a finite number")
             _check_range(name, number)
@@ -187,14 +201,24 @@ def _coerce(name: str, value: Any, where: str) -> Any:
         if "int" in target:
             if isinstance(value, float) and not value.is_integer():
                 raise ValueError("expected a whole number")
-            if isinstance(value, bool):
+            if isinstance(value, bool) or not isinstance(value, (int, float, str)):
                 raise ValueError("expected a whole number")
-            number = int(value)
+            try:
+                number = int(value)
+            except ValueError:
+                raise ValueError("expected a whole number") from None
             _check_range(name, number)
             return number
-        text = str(value)
+        if not isinstance(value, str):
+            raise ValueError("expected a string")
+        text = value
         if name in _CHOICES and text not in _CHOICES[name]:
             raise ValueError(f"expected one of {', '.join(_CHOICES[name])}")
+        if name in ("aws_region", "aws_profile") and not text.strip():
+            raise ValueError("expected a name, not an empty string; leave it out to use "
+                             "AWS's own chain")
+        if name == "aws_region" and not _REGION.match(text):
+            raise ValueError("not an AWS region name such as us-east-1 or eu-west-2")
         return text
     except (TypeError, ValueError) as exc:
         raise InvalidInput(f"{where}: invalid value {value!r} for {name}: {exc}") from None
