@@ -58,7 +58,7 @@ def make_backend(settings: Settings) -> Backend:
 def _unusable(name: str, path: Path, exc: OSError) -> InvalidInput:
     """An OSError while creating the socket or state directory: a bad setting, exit 2."""
     return preflight.fail(name, f"cannot use {path}: {exc.strerror or exc}",
-                          f"fix the permissions or choose another {name}")
+                          f"fix its permissions or type, or choose another {name}")
 
 
 def lock_state_dir(state_dir: Path, undo: preflight.Undo | None = None) -> int:
@@ -213,13 +213,19 @@ async def serve(settings: Settings, *, notify: Callable[[str], None] | None = No
         lock_fd = lock_state_dir(settings.state_dir, undo)
         claim_socket(settings.socket, undo)
         socket_ours = True   # absent or stale: whatever is at that path now is this start's
-        store = await Store.open(settings.database)
+        try:
+            store = await Store.open(settings.database)
+        except Unavailable as exc:   # read-only, full, or not a database file
+            raise InvalidInput(f"state_dir: {exc.message}") from None
         backend = make_backend(settings)
         crashpoints.install(store, backend)  # TEST-ONLY; no-op unless BATCHD_CRASH_AT/_LOG set
         try:
             await backend.start()
         except PermanentBackendError as exc:   # e.g. no region: configuration, not a crash
             raise InvalidInput(f"backend {settings.backend}: {exc.message}") from None
+        except OSError as exc:   # the local backend's directories inside the state dir
+            raise _unusable("state_dir", Path(exc.filename or settings.state_dir),
+                            exc) from None
         unknown = await store.mark_all_submitting_unknown(time.time() + SETTLE_SECONDS)
         stop, wake = asyncio.Event(), Wakeups()
         ctx = Context(store=store, backend=backend, settings=settings, wake=wake, stop=stop)
