@@ -240,3 +240,18 @@ def test_refused_second_daemon_removes_what_it_created_only(local_daemon):
     assert local_daemon.socket.exists() and local_daemon.state_dir.is_dir()
     local_daemon.ctl("ping")
     assert local_daemon.stop(signal.SIGTERM) == 0
+
+
+def test_refused_on_a_locked_state_dir_removes_nothing_of_it(local_daemon):
+    """Exit 3 (the state directory is locked by a live daemon): nothing is made for the socket,
+    and nothing in the state directory, whose lock this start never held, is removed (the live
+    daemon may have created it a moment ago)."""
+    before = set(_tree(local_daemon.state_dir))
+    result = subprocess.run(
+        [sys.executable, "-m", "batchd", "--socket", str(local_daemon.root / "b" / "b.sock"),
+         "--state-dir", str(local_daemon.state_dir)], capture_output=True, text=True,
+        env=local_daemon.env, timeout=120)
+    assert result.returncode == 3 and len(result.stderr.splitlines()) == 1, result.stderr
+    assert not (local_daemon.root / "b").exists()
+    assert before <= set(_tree(local_daemon.state_dir))
+    local_daemon.ctl("ping")
