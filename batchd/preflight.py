@@ -32,11 +32,11 @@ _WHERE = {"socket": "--socket, BATCHD_SOCKET or `socket` in the config file",
 
 
 def is_region(text: str) -> bool:
-    return bool(_REGION.match(text))
+    return bool(_REGION.fullmatch(text))
 
 
 def fail(name: str, problem: str, fix: str | None = None) -> InvalidInput:
-    fix = fix or f"set {_WHERE[name]} to one that is"
+    fix = fix or f"fix it or choose another {name} ({_WHERE[name]})"
     return InvalidInput(f"{name}: {problem}; {fix}")
 
 
@@ -150,8 +150,10 @@ class Undo:
         self.created: list[Path] = []
         self.locked = False           # set once the state directory's lock is ours
         self.contested = False        # set when another daemon answers on the socket
-        self.state_entries = (set(os.listdir(settings.state_dir))
-                              if settings.state_dir.is_dir() else set())
+        try:
+            self.state_entries: set[str] | None = set(os.listdir(settings.state_dir))
+        except OSError:               # missing (then ours if made), or not listable: keep all
+            self.state_entries = None
         self.database_existed = os.path.lexists(settings.database)
 
     def mkdir(self, path: Path, mode: int) -> None:
@@ -184,7 +186,8 @@ class Undo:
             if self._may_remove(directory):
                 shutil.rmtree(directory, ignore_errors=True)
         state = self.settings.state_dir
-        if not self.locked or state in self.created or not state.is_dir():
+        if (not self.locked or self.state_entries is None or state in self.created
+                or not state.is_dir()):
             return
         database = self.settings.database.name
         for entry in set(os.listdir(state)) - self.state_entries:

@@ -157,7 +157,7 @@ def _check_range(name: str, number: float) -> None:
 
 
 # us-east-1, eu-central-2, us-gov-west-1, cn-northwest-1, us-isob-east-1, ...
-_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
+_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d{1,2}")
 
 
 def _unknown(path: Path, label: str, key: str, known) -> InvalidInput:
@@ -217,7 +217,7 @@ def _coerce(name: str, value: Any, where: str) -> Any:
         if name in ("aws_region", "aws_profile") and not text.strip():
             raise ValueError("expected a name, not an empty string; leave it out to use "
                              "AWS's own chain")
-        if name == "aws_region" and not _REGION.match(text):
+        if name == "aws_region" and not _REGION.fullmatch(text):
             raise ValueError("not an AWS region name such as us-east-1 or eu-west-2")
         return text
     except (TypeError, ValueError) as exc:
