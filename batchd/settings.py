@@ -194,6 +194,8 @@ def _coerce(name: str, value: Any, where: str) -> Any:
                 number = float(value)
             except ValueError:
                 raise ValueError("expected a number") from None
+            except OverflowError:   # a TOML integer of hundreds of digits
+                raise ValueError("must be a finite number") from None
             if not math.isfinite(number):
                 raise ValueError("must be a finite number")
             _check_range(name, number)
@@ -231,8 +233,16 @@ def _from_toml(path: Path) -> tuple[dict[str, Any], dict[str, int], dict[str, An
         raise InvalidInput(f"config file {path} does not exist") from None
     except PermissionError:
         raise InvalidInput(f"config file {path} is not readable by this user") from None
+    except OSError as exc:   # a directory, a FIFO gone wrong, an I/O error
+        raise InvalidInput(f"config file {path} cannot be read ({exc.strerror or exc}); "
+                           "point --config or BATCHD_CONFIG at a TOML file") from None
     except tomllib.TOMLDecodeError as exc:
         raise InvalidInput(f"config file {path}: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(f"config file {path} is not UTF-8 text ({exc.reason} at byte "
+                           f"{exc.start}); save it as UTF-8") from None
+    except ValueError as exc:   # an integer longer than Python converts (4300 digits)
+        raise InvalidInput(f"config file {path}: {exc}; use a number of sensible size") from None
     flat: dict[str, Any] = {}
     caps: dict[str, int] = {}
     retry: dict[str, Any] = {}

@@ -121,6 +121,11 @@ CASES: list[Case] = [
          env={"BATCHD_POLL_INTERVAL": "0"}),
     Case("poll-interval-not-a-number-toml", ("poll_interval", "batchd.toml", "expected a number"),
          **toml("poll_interval = [1]\n")),
+    Case("poll-interval-huge-integer-toml", ("poll_interval", "batchd.toml", "finite"),
+         **toml(f"poll_interval = {'9' * 400}\n")),
+    Case("toml-integer-beyond-python", ("batchd.toml", "4300 digits"),
+         **toml(f"poll_interval = {'9' * 5000}\n")),
+    Case("toml-not-utf8", ("batchd.toml", "UTF-8"), **toml("backend = 'local' # \udcff\n")),
     Case("rate-limit-zero-flag", ("rate_limit", "--rate-limit", "between 0.1"),
          args=("--rate-limit", "0")),
     Case("rate-limit-nan-flag", ("rate_limit", "--rate-limit", "finite"),
@@ -142,6 +147,8 @@ CASES: list[Case] = [
     Case("toml-syntax-error", ("batchd.toml", "line 2"), **toml("backend = 'local'\n[aws\n")),
     Case("toml-misspelt-key", ("batchd.toml", "did you mean 'poll_interval'"),
          **toml("poll_intervall = 3\n")),
+    Case("config-file-is-a-directory", ("config file", "{root}/conf", "--config"),
+         args=("--config", "{root}/conf"), dirs=("conf",)),
     Case("config-file-missing", ("config file", "{root}/nope.toml", "does not exist"),
          env={"BATCHD_CONFIG": "{root}/nope.toml"}),
 ]
@@ -212,7 +219,7 @@ def test_bad_setting_is_one_line_exit_2_and_leaves_nothing(root, case):
         (root / rel).mkdir(parents=True)
     for rel, content in case.files.items():
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        (root / rel).write_text(content)
+        (root / rel).write_text(content, errors="surrogateescape")   # \udcff -> byte 0xff
     for rel in case.ro:
         (root / rel).chmod(0o555)
     before = _tree(root)
