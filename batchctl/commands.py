@@ -250,7 +250,8 @@ def _watch_seconds(text: str) -> float:
     help="show a workflow's progress (per step, or per job with --jobs)",
     description="Show how many jobs of a workflow are in each state, step by step. With --jobs "
                 "(or any of --state/--sample/--step) list the jobs themselves: sample, step, "
-                "state, attempt, backend job id, exit code and the reason of a failure. "
+                "state, attempt, backend job id, exit code and the reason of a failure (or "
+                "what the job waits for, e.g. AWS refusing batchd's credentials). "
                 "Steps are numbered from 0. Exit code 0 whatever the workflow's status, unless "
                 "--watch is given: then batchctl waits until the workflow ends and exits 0 if "
                 "it COMPLETED, 1 if it FAILED or was CANCELLED.",

@@ -218,6 +218,9 @@ async def serve(settings: Settings, *, notify: Callable[[str], None] | None = No
         except Unavailable as exc:   # read-only, full, or not a database file
             raise InvalidInput(f"state_dir: {exc.message}") from None
         backend = make_backend(settings)
+        auth = getattr(backend, "auth", None)     # refused credentials' back-off starts at the
+        if auth is not None:                      # poll interval (backend_auth.py)
+            auth.base = settings.effective_poll_interval
         crashpoints.install(store, backend)  # TEST-ONLY; no-op unless BATCHD_CRASH_AT/_LOG set
         try:
             await backend.start()
@@ -251,6 +254,8 @@ async def serve(settings: Settings, *, notify: Callable[[str], None] | None = No
         def follow(new: Settings) -> None:  # holders not covered by `.settings = new`
             app[access.POLICY].admin_group = new.admin_group
             stuck.interval = new.stuck_interval
+            if auth is not None:
+                auth.base = new.effective_poll_interval
 
         reloader = Reloader(settings, flags or {},
                             holders=(submitter, poller, checker, stuck, ctx), backend=backend,

@@ -86,6 +86,10 @@ class FakeConfig:
     list_lag: float = 0.0                 # REAL seconds a new job stays absent from ListJobs
     # (real, like batchd's own settle delay, so a test does not depend on time_scale)
     auto_create_buckets: bool = True
+    # --- refused credentials (runtime-switchable) ---
+    auth_error_code: str | None = None    # answer HTTP 403 with this code (e.g.
+    # ExpiredTokenException, AccessDeniedException) to the Batch calls below; None = off
+    auth_error_operations: list[str] = field(default_factory=list)   # empty: every Batch op
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "FakeConfig":
