@@ -108,11 +108,12 @@ def plural(n: int, word: str) -> str:
               help="column with the input files (default: file_name)")],
 )
 def cmd_import(ctx: Context, args: argparse.Namespace) -> int:
+    ctx.client.check_file("metadata", args.metadata)
     text = read_text(args.metadata)
     answer = ctx.client.post("/v1/projects", {
         "name": args.project, "metadata": text, "metadata_filename": args.metadata,
         "sample_col": args.sample_col, "file_col": args.file_col,
-    })
+    }, upload="metadata")
     project = answer.get("project") or {}
     samples = int(project.get("samples") or 0)
     columns = project.get("columns") or []
@@ -134,11 +135,12 @@ def cmd_import(ctx: Context, args: argparse.Namespace) -> int:
               help="the workflow definition (JSON)")],
 )
 def cmd_create(ctx: Context, args: argparse.Namespace) -> int:
+    ctx.client.check_file("definition", args.definition)
     text = read_text(args.definition)
     base_dir = os.path.dirname(os.path.abspath(args.definition))
     answer = ctx.client.post(f"/v1/projects/{path_segment(args.project)}/workflows", {
         "definition": text, "definition_filename": args.definition, "base_dir": base_dir,
-    })
+    }, upload="definition")
     wf = answer.get("workflow") or {}
     steps = wf.get("steps")
     steps = len(steps) if isinstance(steps, list) else int(steps or 0)
@@ -323,11 +325,15 @@ def cmd_dashboard(ctx: Context, args: argparse.Namespace) -> int:
     help="register a job definition from a JSON file",
     description="Register a job definition written in the AWS Batch RegisterJobDefinition "
                 "format (jobDefinitionName, type, containerProperties, ...). Registering the "
-                "same name again makes a new revision.",
+                "same name again makes a new revision. Reserved to root, the daemon's user "
+                "and members of the admin group (setting [access] admin_group): a job "
+                "definition carries an IAM role, privileged mode and host volumes (on the "
+                "local backend, a command run as the daemon's user); others get exit code 4.",
     example="batchctl jobdef register famli.json",
     args=[arg("file", metavar="FILE.json", help="the job definition")],
 )
 def cmd_jobdef_register(ctx: Context, args: argparse.Namespace) -> int:
+    ctx.client.check_file("jobdef", args.file)
     text = read_text(args.file)
     try:
         spec = json.loads(text)
@@ -337,7 +343,8 @@ def cmd_jobdef_register(ctx: Context, args: argparse.Namespace) -> int:
     if not isinstance(spec, dict):
         raise CtlError(f"{args.file}: expected a JSON object ({{...}}) describing the job "
                        "definition", EXIT_USAGE)
-    answer = ctx.client.post("/v1/jobdefs", {"spec": spec, "filename": args.file})
+    answer = ctx.client.post("/v1/jobdefs", {"spec": spec, "filename": args.file},
+                             upload="jobdef")
     ctx.print(f"Registered {answer.get('jobDefinitionName', '?')}:{answer.get('revision', '?')}")
     return EXIT_OK
 

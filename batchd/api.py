@@ -103,7 +103,8 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
     except asyncio.CancelledError:
         raise
     except Exception:
-        log.exception("api_internal_error", method=request.method, path=request.path)
+        log.exception("api_internal_error", method=request.method,
+                      path=limits.shorten(request.path))
         return _json({"error": {"code": "internal", "message": "batchd hit an internal error; "
                                 "details are in the daemon's log"}}, status=500)
 
@@ -126,10 +127,7 @@ async def _body(request: web.Request) -> dict[str, Any]:
                            ) from None
     if not isinstance(body, dict):
         raise InvalidInput("the request body must be a JSON object")
-    for key in ("name", "project", "workflow", "sample", "queue", "filename", "step"):
-        limits.check_name(f"request field {key!r}", body.get(key))
-    if isinstance(body.get("reason"), str) and len(body["reason"]) > 1024:
-        raise InvalidInput("request field 'reason' is longer than 1,024 characters; shorten it")
+    limits.check_fields(body)
     return body
 
 
@@ -167,7 +165,8 @@ def _require_owner(request: web.Request, workflow: Any, action: str) -> Caller:
 async def ping(request: web.Request) -> web.Response:
     ctx = _ctx(request)
     return _json({"version": __version__, "backend": ctx.backend.name, "pid": os.getpid(),
-                  "started_at": ctx.started_at, "socket": str(ctx.settings.socket)})
+                  "started_at": ctx.started_at, "socket": str(ctx.settings.socket),
+                  "limits": limits.advertised(ctx.settings)})
 
 
 async def import_project(request: web.Request) -> web.Response:
@@ -260,7 +259,7 @@ async def cancel_jobs(request: web.Request) -> web.Response:
                                          step=_opt_int(body, "step"))
     ctx.wake.poller.set()
     log.info("jobs_cancelled", project=workflow["project_name"], workflow=workflow["name"],
-             user=caller.name, uid=caller.uid, reason=reason, **result)
+             user=caller.name, uid=caller.uid, reason=limits.shorten(reason), **result)
     return _json(result)
 
 
@@ -333,14 +332,18 @@ async def dashboard(request: web.Request) -> web.Response:
 async def register_jobdef(request: web.Request) -> web.Response:
     from .jobdefs import validate_job_definition
     ctx = _ctx(request)
+    caller = _caller(request)
     body = await _body(request)
     spec = body.get("spec")
+    name = spec.get("jobDefinitionName") if isinstance(spec, dict) else None
+    # the name is recorded first, so a refused attempt is audited with what it tried to register
+    request[access.AUDIT_TARGET] = limits.shorten(name) if isinstance(name, str) else None
+    access.policy_of(request).require_jobdef_admin(caller, backend=ctx.backend.name)
     if not isinstance(spec, dict):
         raise InvalidInput("request field 'spec' must be a JSON object (the job definition)")
-    spec = validate_job_definition(spec, filename=body.get("filename") or "job definition")
-    request[access.AUDIT_TARGET] = spec.get("jobDefinitionName")
+    spec = validate_job_definition(
+        spec, filename=limits.shorten(body.get("filename") or "job definition"))
     result = await ctx.backend.register_job_definition(spec)
-    caller = _caller(request)
     log.info("jobdef_registered", name=result["jobDefinitionName"],
              revision=result["revision"], user=caller.name, uid=caller.uid)
     return _json(result, status=201)

@@ -20,6 +20,7 @@ from typing import Any
 
 from .definition_parser import SUBMIT_PAYLOAD_LIMIT, Analysis, Parser, payload_size
 from .errors import InvalidInput
+from .limits import clip
 from .templates import TemplateError, render
 from .validation import MIN_TIMEOUT
 
@@ -85,10 +86,11 @@ def _load(text: str, filename: str) -> Any:
     except json.JSONDecodeError as exc:
         raise _syntax_error(text.lstrip("\ufeff"), filename, exc) from None
     if duplicates:
-        names = ", ".join(repr(k) for k in dict.fromkeys(duplicates))
+        repeated = list(dict.fromkeys(duplicates))[:10]
+        names = ", ".join(clip(k, 60) for k in repeated)
         raise InvalidInput(f"{filename}: the key {names} appears more than once in the same "
                            "object; keep only one (JSON readers disagree on which one wins)",
-                           file=filename, keys=sorted(set(duplicates)))
+                           file=filename, keys=[clip(k, 60) for k in repeated])
     return data
 
 
@@ -121,7 +123,7 @@ def render_job(analysis: Analysis, values: Mapping[str, str]) -> RenderedJob:
         if not output or output.isspace():
             raise InvalidInput(
                 f"sample {sample!r}: analyses[{analysis.step}].outputs[{i}] "
-                f"({analysis.outputs[i]!r}) is empty for this sample; fill in the metadata "
+                f"({clip(analysis.outputs[i])}) is empty for this sample; fill in the metadata "
                 "columns it uses", sample=sample, step=analysis.step)
     # Cheap bound first: JSON escaping grows a character to at most 12 bytes and each entry
     # adds under 64 bytes of syntax, so most jobs never pay for the exact measurement.

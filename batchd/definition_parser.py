@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .limits import shorten
 from .naming import NAME_RE, NAME_RULES
 from .templates import TemplateError, validate_template
 from .validation import (MIN_TIMEOUT, Problems, env_name_problem, is_number, number_text, show,
@@ -108,7 +109,7 @@ class Parser:
                                     f"\"{{sample_name}}\"), got {show(value)}")
             return None
         try:
-            validate_template(value, self.fields, where=f"{self.filename}: {path}")
+            validate_template(value, self.fields, where=f"{self.filename}: {shorten(path)}")
         except TemplateError as exc:
             self.problems.note(exc.message)
             return None

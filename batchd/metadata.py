@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass
 
 from .errors import InvalidInput
+from .limits import MAX_NAME, clip, shorten
 from .validation import MAX_PROBLEMS, Problems
 
 __all__ = ["MAX_PROBLEMS", "Metadata", "Sample", "parse_metadata"]
@@ -105,13 +106,21 @@ def _header(row: list[str], line: int, sample_col: str, file_col: str,
                     else "give the column a name")
             problems.note(f"line {line}: column {position} of the header has no name; {hint}")
             ok = False
+        elif len(name) > MAX_NAME:
+            problems.note(f"line {line}: column {position} of the header, {clip(name, 60)}, is "
+                          f"{len(name):,} characters long; column names are at most "
+                          f"{MAX_NAME} (they are the {{name}} fields of definitions)")
+            ok = False
         elif name in first_at:
-            problems.note(f"line {line}: column name {name!r} appears twice (columns "
+            problems.note(f"line {line}: column name {clip(name)} appears twice (columns "
                          f"{first_at[name]} and {position}); column names must be unique")
             ok = False
         else:
             first_at[name] = position
-    found = ", ".join(repr(c) for c in columns if c) or "(none)"
+    named = [c for c in columns if c]
+    found = ", ".join(clip(c, 60) for c in named[:20]) or "(none)"
+    if len(named) > 20:
+        found += f" and {len(named) - 20:,} more"
     for wanted, flag in ((sample_col, "--sample-col"), (file_col, "--file-col")):
         if wanted not in first_at:
             hint = ""
@@ -119,9 +128,9 @@ def _header(row: list[str], line: int, sample_col: str, file_col: str,
                 hint = (" (the whole header was read as one column: is the file separated by "
                         "something other than "
                         f"{'tabs' if delimiter == chr(9) else 'commas'}?)")
-            problems.note(f"line {line}: there is no {wanted!r} column{hint}; the columns found "
-                         f"are {found}; rename a column to {wanted!r} or choose the column "
-                         f"with {flag} NAME")
+            problems.note(f"line {line}: there is no {clip(wanted)} column{hint}; the columns "
+                         f"found are {found}; rename a column to {clip(wanted)} or choose the "
+                         f"column with {flag} NAME")
             ok = False
     return columns if ok else None
 
@@ -200,7 +209,7 @@ class _Table:
         if problem:
             add(f"line {line}: {problem}")
         elif name in first_line:
-            add(f"line {line}: sample name {name!r} is also on line {first_line[name]}; "
+            add(f"line {line}: sample name {clip(name)} is also on line {first_line[name]}; "
                 "sample names must be unique")
         else:
             first_line[name] = line
@@ -211,15 +220,16 @@ class _Table:
 def parse_metadata(data: str | bytes, *, filename: str, sample_col: str = "sample_name",
                    file_col: str = "file_name", delimiter: str | None = None) -> Metadata:
     """Parse and fully validate a samples table; raises InvalidInput listing every problem."""
-    text = _decode(data, filename)
+    shown = shorten(filename)  # the name as quoted back in messages
+    text = _decode(data, shown)
     if not text.strip():
-        raise InvalidInput(f"{filename} is empty; it needs a header line naming the columns "
+        raise InvalidInput(f"{shown} is empty; it needs a header line naming the columns "
                            f"(including {sample_col} and {file_col}) and one row per sample",
-                           file=filename)
+                           file=shown)
     delimiter = delimiter or _sniff_delimiter(text, filename)
     # Problems are kept as "line N: ..." (what the API returns as details) and the file name
     # is put in front of each only in the message.
-    problems = Problems(filename, lead=f"{filename} ", advice="; fix them all and import again")
+    problems = Problems(shown, lead=f"{shown} ", advice="; fix them all and import again")
     # newline="" hands csv the raw line endings, so quoted fields may contain newlines and
     # CRLF files parse the same as LF ones. strict=True turns an unclosed quote into an error
     # instead of silently swallowing the rest of the file into one field.
@@ -231,7 +241,7 @@ def parse_metadata(data: str | bytes, *, filename: str, sample_col: str = "sampl
         break
     if columns is None or problems.count:
         problems.raise_if_any()
-        raise InvalidInput(f"{filename} has no header line", file=filename)
+        raise InvalidInput(f"{shown} has no header line", file=shown)
     # Pausing the cyclic GC while a million small dicts are created (none of them can form
     # cycles) takes about a third off the import time.
     was_enabled = gc.isenabled()
@@ -243,6 +253,6 @@ def parse_metadata(data: str | bytes, *, filename: str, sample_col: str = "sampl
             gc.enable()
     problems.raise_if_any()
     if not samples:
-        raise InvalidInput(f"{filename} has a header but no samples; add one row per sample "
-                           "below the header", file=filename)
+        raise InvalidInput(f"{shown} has a header but no samples; add one row per sample "
+                           "below the header", file=shown)
     return Metadata(columns=columns, samples=samples)

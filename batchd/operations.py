@@ -13,6 +13,7 @@ from typing import Any
 
 from .definition import parse_definition, render_job
 from .errors import InvalidInput
+from .limits import clip, shorten
 from .metadata import parse_metadata
 from .naming import validate_name
 from .store import Store
@@ -41,7 +42,7 @@ def _resolve_local(uri: str, base_dir: str | None) -> str:
     if uri.startswith("s3://") or uri.startswith("file://") or os.path.isabs(uri):
         return uri
     if not base_dir:
-        raise InvalidInput(f"output {uri!r} is a relative path; use an absolute path or an "
+        raise InvalidInput(f"output {clip(uri)} is a relative path; use an absolute path or an "
                            "s3:// URI (or create the workflow with batchctl, which sends the "
                            "definition's directory)")
     return os.path.normpath(os.path.join(base_dir, uri))
@@ -57,7 +58,7 @@ async def create_workflow(store: Store, project_name: str, body: dict[str, Any]
     columns = json.loads(project["columns"])
     fields = sorted(set(BUILTIN_FIELDS) | set(columns))
     definition = parse_definition(_text(body, "definition", allow_empty=True),
-                                  filename=filename, available_fields=fields)
+                                  filename=shorten(filename), available_fields=fields)
     validate_name("workflow", definition.name)
     samples = await store.samples(project["id"])
     jobs = []

@@ -23,6 +23,7 @@ from .backend_auth import AuthWatch
 from .backends.base import DESCRIBE_BATCH, Backend, JobStatus
 from .errors import BackendError, TransientBackendError
 from .failures import SUBMIT_REJECTED, FailedAttempt, RetryPolicy, classify, decide
+from .limits import shorten
 from .logs import get_logger
 from .settings import Settings
 from .store import AttemptUpdate, Store
@@ -289,7 +290,7 @@ class Poller:
             decisions.append((ctx["job_id"], attempt_id, decision))
             event = "job_retrying" if type(decision).__name__ == "Retry" else "job_failed"
             self.log.warning(event, attempt_id=attempt_id, failure_class=cls,
-                             reason=decision.reason)
+                             reason=shorten(decision.reason))
         return decisions
 
     async def repair_undecided(self) -> int:

@@ -88,6 +88,8 @@ class Settings:
     # A job RUNNABLE this many times longer than the median of its queue's peers is flagged.
     stuck_factor: float = 5.0
     stuck_interval: float = 60.0      # seconds between stuck-job checks
+    # [access]: this group, root and the daemon's user may act on every project, stop the
+    # daemon and register job definitions; "" = root and the daemon's user only.
     admin_group: str = "batchd-admin"
     max_request_bytes: int = 512 * 1024 * 1024
     # [limits]: per-route body caps (bytes), so one request cannot stall the daemon for others
@@ -123,6 +125,7 @@ _TOML_SECTIONS = {
     "log": {"format": "log_format", "level": "log_level"},
     "stuck": {"factor": "stuck_factor", "cancel_unplaceable": "cancel_unplaceable",
               "interval": "stuck_interval"},
+    "access": {"admin_group": "admin_group"},
     "limits": {"metadata_bytes": "limit_metadata_bytes",
                "definition_bytes": "limit_definition_bytes",
                "jobdef_bytes": "limit_jobdef_bytes", "body_bytes": "limit_body_bytes"},
@@ -148,6 +151,17 @@ _RANGES: dict[str, tuple[float, float]] = {
 
 def _plain_number(number: float) -> str:
     return str(int(number)) if float(number).is_integer() else f"{number:g}"
+
+
+# A group name as /etc/group, LDAP or SSSD may spell it ("batchd-admin", "lab admins@ad"):
+# no ':' or ',' (the group file's separators), no control characters, no blanks at the ends;
+# "" = no admin group.
+_PATTERNS: dict[str, tuple[re.Pattern[str], str]] = {
+    "admin_group": (re.compile(r"(?:[^\s:,\x00-\x1f\x7f](?:[^:,\x00-\x1f\x7f]{0,254}"
+                               r"[^\s:,\x00-\x1f\x7f])?)?"),
+                    'expected a group name (no ":", "," or blanks at either end, at most 256 '
+                    'characters) or "" for none'),
+}
 
 
 def _check_range(name: str, number: float) -> None:
@@ -211,9 +225,13 @@ def _coerce(name: str, value: Any, where: str) -> Any:
                 raise ValueError("expected a whole number") from None
             _check_range(name, number)
             return number
+        if name in _PATTERNS and not isinstance(value, str):
+            raise ValueError(_PATTERNS[name][1])
         if not isinstance(value, str):
             raise ValueError("expected a string")
         text = value
+        if name in _PATTERNS and not _PATTERNS[name][0].fullmatch(text):
+            raise ValueError(_PATTERNS[name][1])
         if name in _CHOICES and text not in _CHOICES[name]:
             raise ValueError(f"expected one of {', '.join(_CHOICES[name])}")
         if name in ("aws_region", "aws_profile") and not text.strip():

@@ -20,6 +20,7 @@ import re
 from collections.abc import Iterable, Mapping
 
 from .errors import InvalidInput
+from .limits import clip, shorten
 
 # Hyphens are allowed because CSV column names often contain them; dots are not, since
 # `{a.b}` reads as attribute access in Python's format syntax and users would expect that.
@@ -35,22 +36,22 @@ class TemplateError(InvalidInput):
 
 def _field_problem(template: str, body: str) -> str:
     """Explain why the text between `{` and `}` is not a plain field name."""
-    shown = "{" + body + "}"
+    shown = shorten("{" + body + "}")
     if body == "":
-        return (f"template {template!r} contains an empty {{}}; put a field name inside, "
+        return (f"template {clip(template)} contains an empty {{}}; put a field name inside, "
                 "e.g. {sample_name}, or write {{}} for literal braces")
     if body.isdigit():
-        return (f"template {template!r} uses the positional field {shown}; "
+        return (f"template {clip(template)} uses the positional field {shown}; "
                 "use a field name such as {sample_name} instead")
     for char, what in (("!", "a conversion"), (":", "a format spec"), (".", "attribute access"),
                        ("[", "indexing")):
         if char in body:
             name = body.split(char, 1)[0]
-            fix = f"write {{{name}}} instead" if FIELD_RE.fullmatch(name) else \
+            fix = f"write {shorten('{' + name + '}')} instead" if FIELD_RE.fullmatch(name) else \
                 "use a plain field name such as {sample_name}"
-            return (f"template {template!r} uses {what} in {shown}, which is not supported; "
+            return (f"template {clip(template)} uses {what} in {shown}, which is not supported; "
                     f"only plain {{name}} fields are allowed: {fix}")
-    return (f"template {template!r}: {shown} is not a valid field name; names start with a "
+    return (f"template {clip(template)}: {shown} is not a valid field name; names start with a "
             "letter or underscore and contain only letters, digits, '_' and '-'")
 
 
@@ -74,17 +75,18 @@ def _parse(template: str) -> Parts:
             continue
         if char == "}":
             raise TemplateError(
-                f"template {template!r} has a '}}' at position {j + 1} without a matching '{{'; "
-                "write }} for a literal brace", template=template)
+                f"template {clip(template)} has a '}}' at position {j + 1} without a matching "
+                "'{'; write }} for a literal brace", template=clip(template))
         close = template.find("}", j + 1)
         reopen = template.find("{", j + 1)
         if close == -1 or (reopen != -1 and reopen < close):
             raise TemplateError(
-                f"template {template!r} has a '{{' at position {j + 1} that is never closed; "
-                "close the field with '}', or write {{ for a literal brace", template=template)
+                f"template {clip(template)} has a '{{' at position {j + 1} that is never closed; "
+                "close the field with '}', or write {{ for a literal brace",
+                template=clip(template))
         body = template[j + 1:close]
         if not FIELD_RE.fullmatch(body):
-            raise TemplateError(_field_problem(template, body), template=template)
+            raise TemplateError(_field_problem(template, body), template=clip(template))
         parts.append(("".join(literal), body))
         literal = []
         i = close + 1
@@ -96,7 +98,7 @@ def _parse(template: str) -> Parts:
 def template_fields(template: str) -> list[str]:
     """The field names a template uses, in order of first use, without repeats."""
     if not isinstance(template, str):
-        raise TemplateError(f"a template must be text, got {template!r}")
+        raise TemplateError(f"a template must be text, got {clip(template)}")
     seen: dict[str, None] = {}
     for _, field in _parse(template):
         if field is not None:
@@ -110,17 +112,19 @@ def validate_template(template: str, available: Iterable[str], *, where: str) ->
     try:
         fields = template_fields(template)
     except TemplateError as exc:
-        raise TemplateError(f"{where}: {exc.message}", where=where, template=template) from None
+        raise TemplateError(f"{where}: {exc.message}", where=where,
+                            template=clip(template)) from None
     known = set(available)
     unknown = [f for f in fields if f not in known]
     if unknown:
-        names = ", ".join("{" + f + "}" for f in unknown)
+        names = ", ".join(shorten("{" + f + "}") for f in unknown[:10])
         listed = ", ".join(sorted(known)) or "(none)"
         raise TemplateError(
-            f"{where}: template {template!r} uses {names}, which "
+            f"{where}: template {clip(template)} uses {names}, which "
             f"{'is not a field' if len(unknown) == 1 else 'are not fields'}; available fields "
             f"are: {listed} (the metadata columns plus the built-in names)",
-            where=where, template=template, unknown=unknown, available=sorted(known))
+            where=where, template=clip(template), unknown=[shorten(f) for f in unknown[:10]],
+            available=sorted(known))
 
 
 def render(template: str, values: Mapping[str, str]) -> str:
@@ -132,6 +136,7 @@ def render(template: str, values: Mapping[str, str]) -> str:
         return template.format_map(values)
     except KeyError as exc:
         raise TemplateError(
-            f"template {template!r} uses {{{exc.args[0]}}} but no value was given for it; "
+            f"template {clip(template)} uses {shorten('{' + exc.args[0] + '}')} but no value was "
+            "given for it; "
             f"available values are: {', '.join(sorted(values)) or '(none)'}",
-            template=template, field=exc.args[0]) from None
+            template=clip(template), field=shorten(exc.args[0])) from None

@@ -14,6 +14,7 @@ from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 from .errors import InvalidInput
+from .limits import shorten
 
 # Enough to show the pattern of a mistake; a million-row file with the same mistake on every
 # row must not produce a million-line message.
@@ -54,10 +55,10 @@ def env_name_problem(name: Any, seen: Collection[str], *,
     if not isinstance(name, str) or not ENV_NAME_RE.fullmatch(name):
         return f"{show(name)} is not a valid environment variable name; use {rules}"
     if name.startswith("AWS_BATCH"):
-        return (f"{name}: names starting with AWS_BATCH are reserved by AWS Batch; rename the "
-                "variable")
+        return (f"{shorten(name)}: names starting with AWS_BATCH are reserved by AWS Batch; "
+                "rename the variable")
     if name in seen:
-        return f"{name} is set twice; set it once"
+        return f"{shorten(name)} is set twice; set it once"
     return None
 
 
@@ -78,6 +79,7 @@ class Problems:
 
     def add(self, path: str, message: str) -> None:
         """A problem at a JSON path ("" for the file as a whole)."""
+        path = shorten(path)  # a path is made of the file's own keys, of any length
         self.note(f"{self.filename}: {path}: {message}" if path else
                   f"{self.filename}: {message}")
 
