@@ -149,6 +149,10 @@ _RANGES: dict[str, tuple[float, float]] = {
 }
 
 
+def _plain_number(number: float) -> str:
+    return str(int(number)) if float(number).is_integer() else f"{number:g}"
+
+
 # A group name as /etc/group, LDAP or SSSD may spell it ("batchd-admin", "lab admins@ad"):
 # no ':' or ',' (the group file's separators), no control characters, no blanks at the ends;
 # "" = no admin group.
@@ -163,7 +167,11 @@ _PATTERNS: dict[str, tuple[re.Pattern[str], str]] = {
 def _check_range(name: str, number: float) -> None:
     low, high = _RANGES.get(name, (0, math.inf))
     if not low <= number <= high:
-        raise ValueError(f"must be between {low:g} and {high:g}")
+        raise ValueError(f"must be between {_plain_number(low)} and {_plain_number(high)}")
+
+
+# us-east-1, eu-central-2, us-gov-west-1, cn-northwest-1, us-isob-east-1, ...
+_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d{1,2}")
 
 
 def _unknown(path: Path, label: str, key: str, known) -> InvalidInput:
@@ -181,6 +189,8 @@ def _coerce(name: str, value: Any, where: str) -> Any:
         if value is None:
             return None
         if "Path" in target:
+            if not str(value).strip():   # "" would mean the current directory
+                raise ValueError("expected a path, not an empty string")
             return Path(os.path.expanduser(str(value)))
         if "bool" in target:
             if isinstance(value, bool):
@@ -192,9 +202,14 @@ def _coerce(name: str, value: Any, where: str) -> Any:
                 return False
             raise ValueError("expected true or false")
         if "float" in target:
-            if isinstance(value, bool):
+            if isinstance(value, bool) or not isinstance(value, (int, float, str)):
                 raise ValueError("expected a number")
-            number = float(value)
+            try:
+                number = float(value)
+            except ValueError:
+                raise ValueError("expected a number") from None
+            except OverflowError:   # a TOML integer of hundreds of digits
+                raise ValueError("must be a finite number") from None
             if not math.isfinite(number):
                 raise ValueError("must be a finite number")
             _check_range(name, number)
@@ -202,18 +217,28 @@ def _coerce(name: str, value: Any, where: str) -> Any:
         if "int" in target:
             if isinstance(value, float) and not value.is_integer():
                 raise ValueError("expected a whole number")
-            if isinstance(value, bool):
+            if isinstance(value, bool) or not isinstance(value, (int, float, str)):
                 raise ValueError("expected a whole number")
-            number = int(value)
+            try:
+                number = int(value)
+            except ValueError:
+                raise ValueError("expected a whole number") from None
             _check_range(name, number)
             return number
         if name in _PATTERNS and not isinstance(value, str):
             raise ValueError(_PATTERNS[name][1])
-        text = str(value)
+        if not isinstance(value, str):
+            raise ValueError("expected a string")
+        text = value
         if name in _PATTERNS and not _PATTERNS[name][0].fullmatch(text):
             raise ValueError(_PATTERNS[name][1])
         if name in _CHOICES and text not in _CHOICES[name]:
             raise ValueError(f"expected one of {', '.join(_CHOICES[name])}")
+        if name in ("aws_region", "aws_profile") and not text.strip():
+            raise ValueError("expected a name, not an empty string; leave it out to use "
+                             "AWS's own chain")
+        if name == "aws_region" and not _REGION.fullmatch(text):
+            raise ValueError("not an AWS region name such as us-east-1 or eu-west-2")
         return text
     except (TypeError, ValueError) as exc:
         raise InvalidInput(f"{where}: invalid value {value!r} for {name}: {exc}") from None
@@ -226,8 +251,16 @@ def _from_toml(path: Path) -> tuple[dict[str, Any], dict[str, int], dict[str, An
         raise InvalidInput(f"config file {path} does not exist") from None
     except PermissionError:
         raise InvalidInput(f"config file {path} is not readable by this user") from None
+    except OSError as exc:   # a directory, a FIFO gone wrong, an I/O error
+        raise InvalidInput(f"config file {path} cannot be read ({exc.strerror or exc}); "
+                           "point --config or BATCHD_CONFIG at a TOML file") from None
     except tomllib.TOMLDecodeError as exc:
         raise InvalidInput(f"config file {path}: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(f"config file {path} is not UTF-8 text ({exc.reason} at byte "
+                           f"{exc.start}); save it as UTF-8") from None
+    except ValueError as exc:   # an integer longer than Python converts (4300 digits)
+        raise InvalidInput(f"config file {path}: {exc}; use a number of sensible size") from None
     flat: dict[str, Any] = {}
     caps: dict[str, int] = {}
     retry: dict[str, Any] = {}

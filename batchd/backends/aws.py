@@ -102,7 +102,7 @@ class AwsBackend(Backend):
                   or session.get_config_variable("region"))
         if not region:
             raise PermanentBackendError(
-                "no AWS region configured: set [aws] region in the config, --aws-region, "
+                "no AWS region configured: set [aws] region in the config, BATCHD_AWS_REGION, "
                 "AWS_REGION or AWS_DEFAULT_REGION, or a region in the AWS profile")
         return region
 
