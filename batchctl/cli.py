@@ -1,16 +1,6 @@
-"""batchctl's argument parsing, command registry and `main()`.
-
-Commands live in `batchctl/commands.py`. Adding one is a function plus one decorator:
-
-    @command("cancel", help="cancel a workflow's jobs",
-             description="...", example="batchctl cancel myproj/famli",
-             args=[arg("target", metavar="PROJECT/WORKFLOW")])
-    def cmd_cancel(ctx: Context, args) -> int:
-        ctx.client.post(f"/v1/projects/.../cancel")
-        return 0
-
-A name with a space ("jobdef register") makes a sub-command of a group; describe the group
-once in `GROUPS`. Only the standard library is imported here (fast start).
+"""batchctl's `main()` and argument parsing. The commands themselves are in
+`batchctl/commands/`, found through `batchctl.registry` (see there to add one); only the
+module of the command typed is imported, and only the standard library (fast start).
 """
 
 from __future__ import annotations
@@ -23,23 +13,14 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs ~4 ms at start-up; annotations are strings anyway
     from typing import Any, Callable, TextIO
 
-from batchctl.client import (DEFAULT_TIMEOUT, EXIT_USAGE, Client, CtlError,
-                             resolve_socket_path)
+from batchctl import exitcodes, registry
+from batchctl.client import DEFAULT_TIMEOUT, CtlError
+from batchctl.exitcodes import EXIT_BROKEN_PIPE, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_USAGE
+from batchctl.registry import COMMANDS, GROUPS, Context
 
 PROG = "batchctl"
 
-EXIT_CODES_EPILOG = """\
-exit codes:
-  0  ok
-  1  unexpected error (or, with status --watch, the workflow FAILED / was CANCELLED)
-  2  usage error or invalid input (the message says what to fix)
-  3  batchd is not running (nothing answers on the socket)
-  4  permission denied (socket not accessible, or action not allowed)
-  5  not found (project, workflow, job definition)
-  6  conflict (already exists, already running)
-  7  backend (AWS Batch) error
-  8  batchd unavailable (disk full, shutting down)
-"""
+EXIT_CODES_EPILOG = exitcodes.epilog()
 
 TOP_DESCRIPTION = """\
 batchctl talks to batchd, the daemon that runs and monitors very large numbers of jobs on
@@ -53,73 +34,6 @@ typical session:
   batchctl status myproj/FAMLI --watch 60
   batchctl dashboard
 """
-
-# Help for command groups ("jobdef register" -> group "jobdef").
-GROUPS: dict[str, tuple[str, str]] = {
-    "jobdef": ("register and list job definitions",
-               "Job definitions describe the container each workflow step runs (the AWS Batch "
-               "RegisterJobDefinition format)."),
-    "daemon": ("control the batchd daemon itself", "Control the batchd daemon process."),
-}
-
-
-class Command:
-    """One registered sub-command (a plain class: dataclasses would cost ~9 ms at start-up)."""
-
-    __slots__ = ("name", "func", "help", "description", "example", "args")
-
-    def __init__(self, name: str, func: Callable[[Context, argparse.Namespace], int],
-                 help: str, description: str, example: str,
-                 args: list[tuple[tuple[Any, ...], dict[str, Any]]]) -> None:
-        self.name, self.func, self.help = name, func, help
-        self.description, self.example, self.args = description, example, args
-
-
-COMMANDS: list[Command] = []
-
-
-def arg(*names: Any, **kwargs: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
-    """An `add_argument` call for `command(args=[...])`."""
-    return names, kwargs
-
-
-def command(name: str, *, help: str, description: str, example: str,
-            args: list[tuple[tuple[Any, ...], dict[str, Any]]] | None = None
-            ) -> Callable[[Callable[..., int]], Callable[..., int]]:
-    """Register a sub-command; `example` is shown under "example:" in its --help."""
-
-    def register(func: Callable[..., int]) -> Callable[..., int]:
-        COMMANDS.append(Command(name, func, help, description, example, list(args or [])))
-        return func
-
-    return register
-
-
-class Context:
-    """What a command needs: the client (created on first use), output streams, flags."""
-
-    def __init__(self, args: argparse.Namespace, out: TextIO | None = None,
-                 err: TextIO | None = None) -> None:
-        self.args = args
-        self.out = out if out is not None else sys.stdout
-        self.err = err if err is not None else sys.stderr
-        self.socket_path = resolve_socket_path(getattr(args, "socket", None))
-        self.timeout = getattr(args, "timeout", DEFAULT_TIMEOUT)
-        self.debug = bool(getattr(args, "debug", False))
-        self._client: Client | None = None
-
-    @property
-    def client(self) -> Client:
-        if self._client is None:
-            self._client = Client(self.socket_path, timeout=self.timeout)
-        return self._client
-
-    def print(self, *parts: Any) -> None:
-        print(*parts, file=self.out)
-
-    def note(self, *parts: Any) -> None:
-        """A message for the human, on stderr (keeps stdout clean for pipes)."""
-        print(*parts, file=self.err)
 
 
 def _positive_seconds(text: str) -> float:
@@ -148,14 +62,6 @@ def _global_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
                        help="show tracebacks for errors")
 
 
-def _version_string() -> str:
-    try:
-        from batchd import __version__
-    except Exception:  # noqa: BLE001 - batchctl must work even if batchd is broken
-        return "unknown"
-    return __version__
-
-
 _VALUE_OPTIONS = ("--socket", "--request-timeout")
 
 
@@ -180,20 +86,16 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The full parser, or (`only` = a known command word) one whose sub-parsers are just
     that command's: building all 18 cost ~25 ms at every start. Help and usage errors for
     anything else come from the full parser."""
-    import batchctl.commands  # noqa: F401 - registers the commands
-    import batchctl.actions  # noqa: F401 - registers cancel/resubmit/logs/queues/history
-    import batchctl.daemonctl  # noqa: F401 - registers daemon status
-
-    heads = {cmd.name.partition(" ")[0] for cmd in COMMANDS}
-    if only not in heads:
+    registry.load(only)
+    if only not in {cmd.head for cmd in COMMANDS}:
         only = None
     parser = argparse.ArgumentParser(
         prog=PROG, description=TOP_DESCRIPTION, epilog=EXIT_CODES_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     _global_options(parser, suppress=False)
     subs = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
-    groups: dict[str, argparse._SubParsersAction] = {}
-    for cmd in COMMANDS:
+    groups: dict[str, Any] = {}  # group -> its add_subparsers() object
+    for cmd in registry.ordered(COMMANDS):
         head, _, tail = cmd.name.partition(" ")
         if only is not None and head != only:
             continue
@@ -274,7 +176,7 @@ def main(argv: list[str] | None = None, out: TextIO | None = None,
             print(file=err_stream)
         except Exception:  # noqa: BLE001
             pass
-        return 130
+        return EXIT_INTERRUPTED
     except BrokenPipeError:
         # `batchctl status --jobs | head`: the reader went away; exit quietly.
         try:
@@ -282,7 +184,7 @@ def main(argv: list[str] | None = None, out: TextIO | None = None,
             os.dup2(devnull, sys.stdout.fileno())
         except (OSError, ValueError):
             pass
-        return 141
+        return EXIT_BROKEN_PIPE
     except SystemExit as exc:  # argparse (usage errors, --help)
         code = exc.code
         return code if isinstance(code, int) else (0 if code is None else EXIT_USAGE)
@@ -294,4 +196,4 @@ def main(argv: list[str] | None = None, out: TextIO | None = None,
         else:
             print(f"batchctl: unexpected error: {type(exc).__name__}: {exc} "
                   "(run with --debug for the traceback)", file=err_stream)
-        return 1
+        return EXIT_ERROR

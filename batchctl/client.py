@@ -2,9 +2,8 @@
 
 Standard library only: `batchctl status` must answer in well under 100 ms, so nothing heavy
 (aiohttp, structlog, botocore) may be imported here. Every failure a user can meet is turned
-into a `CtlError` whose message says what to do and whose `exit_code` follows the contract in
-docs/design.md (0 ok, 1 unexpected, 2 invalid input, 3 daemon not running, 4 permission,
-5 not found, 6 conflict, 7 backend error, 8 daemon unavailable).
+into a `CtlError` whose message says what to do and whose `exit_code` is one of
+`batchctl/exitcodes.py` (the documented contract).
 """
 
 from __future__ import annotations
@@ -15,39 +14,15 @@ import os
 import socket
 from urllib.parse import quote, urlencode
 
+from batchctl.exitcodes import (BY_API_CODE, BY_HTTP_STATUS, EXIT_ERROR, EXIT_NOT_RUNNING,
+                                 EXIT_PERMISSION, EXIT_UNAVAILABLE, EXIT_USAGE)
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs ~4 ms at start-up; annotations are strings anyway
     from typing import Any, Iterator, Mapping
 
 SYSTEM_SOCKET = "/run/batchd/batchd.sock"
 DEFAULT_TIMEOUT = 60.0  # importing 100,000 samples takes a few seconds; be generous
-
-EXIT_OK = 0
-EXIT_ERROR = 1
-EXIT_USAGE = 2
-EXIT_NOT_RUNNING = 3
-EXIT_PERMISSION = 4
-EXIT_NOT_FOUND = 5
-EXIT_CONFLICT = 6
-EXIT_BACKEND = 7
-EXIT_UNAVAILABLE = 8
-
-# API error code -> batchctl exit code
-_EXIT_BY_CODE = {
-    "invalid_input": EXIT_USAGE,
-    "payload_too_large": EXIT_USAGE,
-    "not_found": EXIT_NOT_FOUND,
-    "conflict": EXIT_CONFLICT,
-    "permission_denied": EXIT_PERMISSION,
-    "backend_error": EXIT_BACKEND,
-    "unavailable": EXIT_UNAVAILABLE,
-}
-# HTTP status -> exit code, for error answers without a JSON body (a proxy, aiohttp itself)
-_EXIT_BY_STATUS = {
-    400: EXIT_USAGE, 403: EXIT_PERMISSION, 404: EXIT_NOT_FOUND, 409: EXIT_CONFLICT,
-    413: EXIT_USAGE, 502: EXIT_BACKEND, 503: EXIT_UNAVAILABLE,
-}
-
 
 # Files bigger than this are checked against the daemon's limit before they are read.
 PRECHECK_BYTES = 1024 * 1024
@@ -341,7 +316,8 @@ class Client:
                 raise
         except TimeoutError as exc:
             raise CtlError(
-                f"batchd did not answer within {_fmt_seconds(self.timeout)} ({method} {url.split('?')[0]}). "
+                f"batchd did not answer within {_fmt_seconds(self.timeout)} "
+                f"({method} {url.split('?')[0]}). "
                 "It may be busy (a big import takes a few seconds) or stuck; retry with a longer "
                 "--request-timeout, and check the daemon's log if it keeps happening.",
                 EXIT_ERROR) from exc
@@ -392,12 +368,12 @@ class Client:
         if isinstance(error, dict) and error.get("message"):
             code = str(error.get("code") or "")
             message = str(error["message"])
-            exit_code = _EXIT_BY_CODE.get(code, EXIT_ERROR)
+            exit_code = BY_API_CODE.get(code, EXIT_ERROR)
             if code == "permission_denied" and not message.lower().startswith("not allowed"):
                 message = f"not allowed: {message}"
             raise CtlError(message, exit_code, code=code or None, http_status=status,
                            details=error.get("details"))
-        exit_code = _EXIT_BY_STATUS.get(status, EXIT_ERROR)
+        exit_code = BY_HTTP_STATUS.get(status, EXIT_ERROR)
         if status == 413:
             message = ("the request is too large for batchd (HTTP 413); split the file or ask "
                        "an admin to raise the daemon's request size limit.")

@@ -128,7 +128,8 @@ async def test_a_403_is_recorded_the_same_on_both_call_paths(path, fake_env):  #
 
 
 def test_batchctl_shows_it_for_a_person():
-    from batchctl import daemonctl, render
+    from batchctl import render
+    from batchctl.commands import daemon as daemonctl
 
     watch = AuthWatch(base=1.0, clock=Clock())
     assert render.auth_problem(None) is None and render.auth_problem(watch.snapshot()) is None

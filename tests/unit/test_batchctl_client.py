@@ -470,7 +470,7 @@ def test_status_watch_exit_code(fake, final, exit_code):
 def test_status_watch_polls_until_terminal(fake, monkeypatch):
     answers = iter(["RUNNING", "RUNNING", "COMPLETED"])
     fake.routes[("GET", WF)] = lambda h: (200, dict(STATUS, status=next(answers)))
-    monkeypatch.setattr("batchctl.commands.time.sleep", lambda s: None)
+    monkeypatch.setattr("batchctl.commands.workflows.time.sleep", lambda s: None)
     code, out, _ = run(fake, "status", "myproj/FAMLI", "--watch", "5")
     assert code == 0
     assert out.count("myproj/FAMLI  ") == 3
@@ -621,13 +621,43 @@ def test_global_flags_before_subcommand_subprocess():
     assert proc.returncode == 3 and "/nonexistent" in proc.stderr
 
 
-def test_cli_imports_no_heavy_modules():
-    code = ("import sys, batchctl.cli, batchctl.commands; "
-            "bad = [m for m in ('aiohttp', 'structlog', 'botocore', 'aiobotocore', 'asyncio', "
-            "'batchd.settings') if m in sys.modules]; print(bad)")
+# What each command word loads: batchctl's shared modules plus the one command module the
+# registry's table names; `--help` (every command listed) loads them all.
+BASE_MODULES = {"batchctl", "batchctl.cli", "batchctl.client", "batchctl.exitcodes",
+                "batchctl.registry", "batchctl.commands"}
+RENDERING = {"batchctl.render", "batchctl.util"}
+
+
+IMPORT_CASES = {
+    "ping": (["ping"], BASE_MODULES | {"batchctl.commands.info"}),
+    "version": (["version"], BASE_MODULES | {"batchctl.commands.info"}),
+    "status": (["status", "p/w"], BASE_MODULES | RENDERING | {"batchctl.commands.workflows"}),
+    "daemon status": (["daemon", "status"],
+                      BASE_MODULES | RENDERING | {"batchctl.commands.daemon"}),
+    "cancel": (["cancel", "p/w", "--reason", "r", "--yes"],
+               BASE_MODULES | RENDERING | {"batchctl.commands.jobs"}),
+    "--help": (["--help"], BASE_MODULES | RENDERING | {
+        "batchctl.commands." + name for name in ("workflows", "jobs", "jobdef", "daemon", "info")}),
+}
+# Loaded by none of them (what a bare interpreter already has is not counted).
+HEAVY = ("aiohttp", "structlog", "botocore", "aiobotocore", "asyncio", "http.client", "typing",
+         "dataclasses", "importlib.metadata")
+
+
+@pytest.mark.parametrize("case", IMPORT_CASES)
+def test_cli_imports_only_the_command_typed(case):
+    argv, loaded = IMPORT_CASES[case]
+    code = ("import sys; bare = set(sys.modules); from batchctl.cli import main; "
+            f"main({['--socket', '/nonexistent/batchd.sock', *argv]!r}); import json; "
+            f"heavy = [m for m in {HEAVY!r} if m in sys.modules and m not in bare]; "
+            "ours = sorted(m for m in sys.modules if m.partition('.')[0] in ('batchctl', 'batchd'))"
+            "; print(json.dumps([heavy, ours]), file=sys.__stdout__)")
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
                           text=True, env=dict(os.environ, PYTHONPATH=str(REPO)), timeout=60)
-    assert proc.stdout.strip() == "[]", proc.stderr
+    assert proc.returncode == 0, proc.stderr
+    heavy, ours = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert heavy == []
+    assert ours == sorted(loaded)
 
 
 # -- the small HTTP reader used instead of http.client (start-up time) ------------------------

@@ -1,93 +1,25 @@
-"""The batchctl sub-commands. Each is one function registered with `@command` (see cli.py).
-
-A command returns its exit code; failures are raised as `CtlError(message, exit_code)` and
-printed by `cli.main` without a traceback.
-"""
+"""The commands that set up and follow a workflow, in the order of a typical session: import
+(the project: its samples), create, submit, status (per step or per job, --watch) and
+dashboard (every workflow)."""
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs ~4 ms at start-up; annotations are strings anyway
-    from typing import Any, Iterator
+    from batchctl.registry import Context
 
 from batchctl import render
-from batchctl.cli import Context, _version_string, arg, command
-from batchctl.client import (EXIT_ERROR, EXIT_NOT_RUNNING, EXIT_OK, EXIT_USAGE, CtlError,
-                             path_segment)
+from batchctl.client import path_segment
+from batchctl.exitcodes import EXIT_ERROR, EXIT_OK
+from batchctl.registry import arg, command
+from batchctl.util import (dump_json, parse_target, plural, read_text, state_arg, step_arg,
+                           workflow_path, write_lines)
 
 JOBS_PAGE_LIMIT = 1000
-
-
-# -- helpers -----------------------------------------------------------------------------------
-def parse_target(text: str) -> tuple[str, str]:
-    """'proj/wf', 'proj/wf.json' or './dir/proj/wf.json' -> ('proj', 'wf')."""
-    parts = [p for p in text.replace("\\", "/").split("/") if p not in ("", ".")]
-    if len(parts) < 2:
-        raise CtlError(f"expected PROJECT/WORKFLOW (for example `myproj/FAMLI`), got {text!r}",
-                       EXIT_USAGE)
-    project, workflow = parts[-2], parts[-1]
-    if workflow.lower().endswith(".json"):
-        workflow = workflow[: -len(".json")]
-    if not project or not workflow or project == ".." or workflow == "..":
-        raise CtlError(f"expected PROJECT/WORKFLOW (for example `myproj/FAMLI`), got {text!r}",
-                       EXIT_USAGE)
-    return project, workflow
-
-
-def workflow_path(project: str, workflow: str) -> str:
-    return f"/v1/projects/{path_segment(project)}/workflows/{path_segment(workflow)}"
-
-
-def read_bytes(path: str) -> bytes:
-    try:
-        with open(path, "rb") as fh:
-            return fh.read()
-    except FileNotFoundError:
-        raise CtlError(f"{path}: no such file", EXIT_USAGE) from None
-    except IsADirectoryError:
-        raise CtlError(f"{path}: is a directory, expected a file", EXIT_USAGE) from None
-    except PermissionError:
-        raise CtlError(f"{path}: permission denied (cannot read the file)", EXIT_USAGE) from None
-    except OSError as exc:
-        raise CtlError(f"{path}: cannot read: {exc.strerror or exc}", EXIT_USAGE) from None
-
-
-def decode_utf8(data: bytes, path: str) -> str:
-    """UTF-8 (a leading BOM is dropped); otherwise a CtlError naming the line and byte offset."""
-    bom = 3 if data.startswith(b"\xef\xbb\xbf") else 0
-    try:
-        return data[bom:].decode("utf-8") if bom else data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        offset = exc.start + bom
-        line = data.count(b"\n", 0, offset) + 1
-        raise CtlError(f"{path}: line {line} is not valid UTF-8 (byte offset {offset}); "
-                       "save the file as UTF-8", EXIT_USAGE) from None
-
-
-def read_text(path: str) -> str:
-    return decode_utf8(read_bytes(path), path)
-
-
-def dump_json(ctx: Context, data: Any) -> None:
-    """Stable JSON for scripts: 2-space indent, keys as the daemon sent them, UTF-8."""
-    json.dump(data, ctx.out, indent=2, ensure_ascii=False)
-    ctx.out.write("\n")
-
-
-def write_lines(ctx: Context, lines: Iterator[str]) -> None:
-    write = ctx.out.write
-    for line in lines:
-        write(line)
-        write("\n")
-
-
-def plural(n: int, word: str) -> str:
-    return f"{n:,} {word}{'' if n == 1 else 's'}"
 
 
 # -- import / create / submit ------------------------------------------------------------------
@@ -219,24 +151,6 @@ def _show_status(ctx: Context, args: argparse.Namespace, project: str, workflow:
     ctx.print(plural(len(jobs), "job") + (f" ({filters})" if filters else ""))
 
 
-def _state(text: str) -> str:
-    state = text.strip().upper()
-    if state not in render.STATES:
-        raise argparse.ArgumentTypeError(
-            f"unknown state {text!r}; one of: {', '.join(render.STATES)}")
-    return state
-
-
-def _nonneg_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a step number (0, 1, ...), got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"step numbers start at 0, got {text!r}")
-    return value
-
-
 def _watch_seconds(text: str) -> float:
     try:
         value = float(text)
@@ -263,10 +177,10 @@ def _watch_seconds(text: str) -> float:
             "batchctl status myproj/FAMLI --jobs --json > jobs.json",
     args=[arg("target", metavar="PROJECT/WORKFLOW", help="the workflow"),
           arg("--jobs", action="store_true", help="list the jobs instead of the step summary"),
-          arg("--state", type=_state, metavar="STATE",
+          arg("--state", type=state_arg, metavar="STATE",
               help="only jobs in this state (implies --jobs)"),
           arg("--sample", metavar="SAMPLE", help="only this sample's jobs (implies --jobs)"),
-          arg("--step", type=_nonneg_int, metavar="N",
+          arg("--step", type=step_arg, metavar="N",
               help="only jobs of step N, counting from 0 (implies --jobs)"),
           arg("--json", action="store_true",
               help="print the daemon's JSON (with --jobs: {\"jobs\": [...all pages...]})"),
@@ -317,153 +231,3 @@ def cmd_dashboard(ctx: Context, args: argparse.Namespace) -> int:
     else:
         ctx.print(render.dashboard_table(answer, show_all=args.all))
     return EXIT_OK
-
-
-# -- job definitions ---------------------------------------------------------------------------
-def _unique_keys(pairs: list) -> dict:
-    out: dict = {}
-    for key, value in pairs:
-        if key in out:
-            raise ValueError(f"the key {key!r} appears more than once in the same object; "
-                             "keep only one")
-        out[key] = value
-    return out
-
-
-def _bounded_int(text: str) -> int:
-    # the daemon stores 64-bit integers; Python's own refusal (4,300 digits) reads as a bug
-    if len(text.lstrip("-")) > 19 or abs(int(text)) > 2 ** 63 - 1:
-        raise ValueError(f"the number {text[:30]}... is too large; write the value you mean")
-    return int(text)
-
-
-def _finite(text: str) -> float:
-    value = float(text)
-    if value in (float("inf"), float("-inf")):
-        raise ValueError(f"the number {text[:30]} is too large; write the value you mean")
-    return value
-
-
-def _no_constant(name: str) -> None:
-    raise ValueError(f"{name} is not allowed in JSON; write a number")
-
-
-@command(
-    "jobdef register",
-    help="register a job definition from a JSON file",
-    description="Register a job definition written in the AWS Batch RegisterJobDefinition "
-                "format (jobDefinitionName, type, containerProperties, ...). Registering the "
-                "same name again makes a new revision. Reserved to root, the daemon's user "
-                "and members of the admin group (setting [access] admin_group): a job "
-                "definition carries an IAM role, privileged mode and host volumes (on the "
-                "local backend, a command run as the daemon's user); others get exit code 4.",
-    example="batchctl jobdef register famli.json",
-    args=[arg("file", metavar="FILE.json", help="the job definition")],
-)
-def cmd_jobdef_register(ctx: Context, args: argparse.Namespace) -> int:
-    ctx.client.check_file("jobdef", args.file)
-    text = read_text(args.file)
-    try:
-        spec = json.loads(text, object_pairs_hook=_unique_keys, parse_int=_bounded_int,
-                          parse_float=_finite, parse_constant=_no_constant)
-    except json.JSONDecodeError as exc:
-        raise CtlError(f"{args.file} line {exc.lineno} column {exc.colno}: {exc.msg}",
-                       EXIT_USAGE) from None
-    except RecursionError:
-        raise CtlError(f"{args.file}: the JSON is nested too deeply; a job definition needs "
-                       "a few levels", EXIT_USAGE) from None
-    except ValueError as exc:  # our hooks, and integers of more than 4,300 digits
-        raise CtlError(f"{args.file}: {exc}", EXIT_USAGE) from None
-    if not isinstance(spec, dict):
-        raise CtlError(f"{args.file}: expected a JSON object ({{...}}) describing the job "
-                       "definition", EXIT_USAGE)
-    answer = ctx.client.post("/v1/jobdefs", {"spec": spec, "filename": args.file},
-                             upload="jobdef")
-    ctx.print(f"Registered {answer.get('jobDefinitionName', '?')}:{answer.get('revision', '?')}")
-    return EXIT_OK
-
-
-@command(
-    "jobdef list",
-    help="list the registered job definitions",
-    description="List the job definitions batchd knows: name, revision, command, vCPUs and "
-                "memory (MiB).",
-    example="batchctl jobdef list\n"
-            "batchctl jobdef list --json",
-    args=[arg("--json", action="store_true", help="print the daemon's JSON")],
-)
-def cmd_jobdef_list(ctx: Context, args: argparse.Namespace) -> int:
-    answer = ctx.client.get("/v1/jobdefs")
-    if args.json:
-        dump_json(ctx, answer)
-    else:
-        ctx.print(render.jobdefs_table(answer))
-    return EXIT_OK
-
-
-# -- daemon ------------------------------------------------------------------------------------
-@command(
-    "ping",
-    help="check that batchd is running",
-    description="Ask batchd whether it is running; print its version, backend, pid and socket. "
-                "Exit code 3 if it is not running.",
-    example="batchctl ping\n"
-            "batchctl ping --socket /run/batchd/batchd.sock",
-)
-def cmd_ping(ctx: Context, args: argparse.Namespace) -> int:
-    answer = ctx.client.get("/v1/ping")
-    ctx.print(f"batchd {answer.get('version', '?')} is running (backend "
-              f"{answer.get('backend', '?')}, pid {answer.get('pid', '?')}, "
-              f"socket {ctx.socket_path})")
-    return EXIT_OK
-
-
-@command(
-    "version",
-    help="print batchctl's version (and the daemon's, if it runs)",
-    description="Print batchctl's version and, if batchd answers, the daemon's version.",
-    example="batchctl version",
-)
-def cmd_version(ctx: Context, args: argparse.Namespace) -> int:
-    ctx.print(f"batchctl {_version_string()}")
-    ctx.client.timeout = min(ctx.timeout, 5.0)
-    try:
-        answer = ctx.client.get("/v1/ping")
-    except CtlError as exc:
-        if exc.exit_code == EXIT_NOT_RUNNING:
-            ctx.print(f"batchd: not running (socket {ctx.socket_path})")
-        else:
-            ctx.print(f"batchd: unknown ({exc.message})")
-        return EXIT_OK
-    ctx.print(f"batchd {answer.get('version', '?')} (socket {ctx.socket_path})")
-    return EXIT_OK
-
-
-@command(
-    "daemon stop",
-    help="ask batchd to shut down",
-    description="Ask batchd to stop cleanly (running backend jobs are not cancelled; the "
-                "daemon picks them up again when it restarts). Waits until the socket stops "
-                "answering, up to --request-timeout seconds, unless --no-wait.",
-    example="batchctl daemon stop",
-    args=[arg("--no-wait", action="store_true", help="return as soon as batchd has the request")],
-)
-def cmd_daemon_stop(ctx: Context, args: argparse.Namespace) -> int:
-    ctx.client.post("/v1/shutdown")
-    if args.no_wait:
-        ctx.print("batchd is stopping")
-        return EXIT_OK
-    deadline = time.monotonic() + ctx.timeout
-    ctx.client.timeout = min(ctx.timeout, 5.0)
-    while time.monotonic() < deadline:
-        try:
-            ctx.client.get("/v1/ping")
-        except CtlError as exc:
-            if exc.exit_code == EXIT_NOT_RUNNING:
-                ctx.print("batchd stopped")
-                return EXIT_OK
-            # shutting down (503 / connection closed mid-answer): keep waiting
-        time.sleep(0.1)
-    ctx.note(f"batchd was asked to stop but still answers on {ctx.socket_path} after "
-             f"{ctx.timeout:g} s")
-    return EXIT_ERROR

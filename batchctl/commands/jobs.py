@@ -7,11 +7,15 @@ import argparse
 import os
 import sys
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs ~4 ms at start-up; annotations are strings anyway
+    from batchctl.registry import Context
+
 from batchctl import render
-from batchctl.cli import Context, arg, command
-from batchctl.client import EXIT_OK, EXIT_USAGE, CtlError
-from batchctl.commands import (_nonneg_int, _state, dump_json, parse_target, plural,
-                               workflow_path)
+from batchctl.client import CtlError
+from batchctl.exitcodes import EXIT_OK, EXIT_USAGE
+from batchctl.registry import arg, command
+from batchctl.util import dump_json, parse_target, plural, state_arg, step_arg, workflow_path
 
 
 def _confirm(ctx: Context, question: str) -> bool:
@@ -35,9 +39,9 @@ def _confirm(ctx: Context, question: str) -> bool:
             "batchctl cancel myproj/FAMLI --sample S12 --reason 'bad sample'",
     args=[arg("target", metavar="PROJECT/WORKFLOW", help="the workflow"),
           arg("--reason", required=True, help="why (recorded, and sent to AWS Batch)"),
-          arg("--status", type=_state, metavar="STATE", help="only jobs in this state"),
+          arg("--status", type=state_arg, metavar="STATE", help="only jobs in this state"),
           arg("--sample", metavar="SAMPLE", help="only this sample's jobs"),
-          arg("--step", type=_nonneg_int, metavar="N", help="only jobs of step N (from 0)"),
+          arg("--step", type=step_arg, metavar="N", help="only jobs of step N (from 0)"),
           arg("--yes", action="store_true", help="do not ask for confirmation")],
 )
 def cmd_cancel(ctx: Context, args: argparse.Namespace) -> int:
@@ -69,10 +73,10 @@ def cmd_cancel(ctx: Context, args: argparse.Namespace) -> int:
             "batchctl resubmit myproj/FAMLI --step 1 --queue ondemand --timeout 14400\n"
             "batchctl resubmit myproj/FAMLI --sample S3 --step 0 --force",
     args=[arg("target", metavar="PROJECT/WORKFLOW", help="the workflow"),
-          arg("--status", type=_state, metavar="STATE",
+          arg("--status", type=state_arg, metavar="STATE",
               help="only jobs in this state (FAILED or CANCELLED; COMPLETED with --force)"),
           arg("--sample", metavar="SAMPLE", help="only this sample's jobs"),
-          arg("--step", type=_nonneg_int, metavar="N", help="only jobs of step N (from 0)"),
+          arg("--step", type=step_arg, metavar="N", help="only jobs of step N (from 0)"),
           arg("--memory", type=int, metavar="MiB", help="memory for the new attempts"),
           arg("--vcpus", type=float, metavar="N", help="vCPUs for the new attempts"),
           arg("--queue", metavar="QUEUE", help="job queue for the new attempts"),
@@ -105,7 +109,7 @@ def cmd_resubmit(ctx: Context, args: argparse.Namespace) -> int:
             "batchctl logs myproj/FAMLI --out logs/",
     args=[arg("target", metavar="PROJECT/WORKFLOW", help="the workflow"),
           arg("--sample", metavar="SAMPLE", help="only this sample's jobs"),
-          arg("--step", type=_nonneg_int, metavar="N", help="only jobs of step N (from 0)"),
+          arg("--step", type=step_arg, metavar="N", help="only jobs of step N (from 0)"),
           arg("--out", metavar="DIR", help="write one file per attempt into DIR")],
 )
 def cmd_logs(ctx: Context, args: argparse.Namespace) -> int:
@@ -146,7 +150,7 @@ HISTORY_HEADERS = ("SAMPLE", "STEP", "ATTEMPT", "JOB ID", "STATE", "CLASS", "VCP
             "batchctl history myproj/FAMLI --sample S12 --json",
     args=[arg("target", metavar="PROJECT/WORKFLOW", help="the workflow"),
           arg("--sample", metavar="SAMPLE", help="only this sample's jobs"),
-          arg("--step", type=_nonneg_int, metavar="N", help="only jobs of step N (from 0)"),
+          arg("--step", type=step_arg, metavar="N", help="only jobs of step N (from 0)"),
           arg("--json", action="store_true", help="print the daemon's JSON")],
 )
 def cmd_history(ctx: Context, args: argparse.Namespace) -> int:
