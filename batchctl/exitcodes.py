@@ -1,5 +1,5 @@
 """batchctl's exit codes: the one definition. `--help` (cli.py's epilog), the client's error
-mapping and every command take them from here; tests/unit/test_batchctl_registry.py checks
+mapping and every command take them from here; tests/unit/test_batchctl_layout.py checks
 that README.md's exit-code table says the same."""
 
 EXIT_OK = 0

@@ -12,7 +12,7 @@ A command is a function in one of `batchctl/commands/*.py`, registered with `@co
 A name with a space ("jobdef register") makes a sub-command of a group; describe the group
 once in `GROUPS`. Add the first word of every new command to `MODULES`: the table is static so
 that `batchctl status` imports only the module that defines `status` (start-up time), and
-tests/unit/test_batchctl_registry.py fails if a module registers words the table does not give
+tests/unit/test_batchctl_layout.py fails if a module registers words the table does not give
 it. Command modules import this module, `client`, `exitcodes`, `util` and `render`; never
 `cli` and never each other, so the import graph has no cycle.
 """
