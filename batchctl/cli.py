@@ -84,8 +84,8 @@ def command_word(argv: list[str]) -> str | None:
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The full parser, or (`only` = a known command word) one whose sub-parsers are just
-    that command's: building all 18 cost ~25 ms at every start. Help and usage errors for
-    anything else come from the full parser."""
+    that command's, with only its module imported: building all 18 cost ~25 ms at every
+    start. Help and usage errors for anything else come from the full parser."""
     registry.load(only)
     if only not in {cmd.head for cmd in COMMANDS}:
         only = None

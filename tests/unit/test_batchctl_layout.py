@@ -49,6 +49,13 @@ def test_load_imports_only_the_module_of_the_word():
     assert json.loads(out) == ["batchctl.commands." + registry.MODULES["queues"]]
 
 
+def test_help_lists_commands_in_table_order_whatever_was_imported_first():
+    out = _fresh("from batchctl import cli, registry; registry.load('cancel'); "
+                 "registry.load('daemon'); print(cli.build_parser().format_help())")
+    section = out.split("\ncommands:\n", 1)[1].split("\n\n", 1)[0]
+    assert re.findall(r"^    (\w+)", section, re.MULTILINE) == list(registry.MODULES)
+
+
 def test_groups_are_described():
     registry.load()
     groups = {cmd.head for cmd in registry.COMMANDS if " " in cmd.name}
