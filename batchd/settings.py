@@ -183,6 +183,8 @@ FIELDS: tuple[Field, ...] = (
     _flat("limit_jobdef_bytes", conv.whole(0), "[limits] jobdef_bytes"),
     _flat("limit_body_bytes", conv.whole(0), "[limits] body_bytes"),
     _flat("shutdown_timeout", conv.number(0.0, 3600.0), reload=RESTART),
+    # Chooses the file the other rows are read from: load_settings takes it from --config or
+    # this variable itself, as given (a missing file is then named as the user wrote it).
     Field("config_file", conv.optional(conv.path), None, "BATCHD_CONFIG", RESTART),
 )
 
@@ -203,6 +205,7 @@ def _sections() -> dict[str, dict[str, str]]:
 
 _TOML_SECTIONS = _sections()
 _CAPS = next(f for f in FIELDS if f.name == "queue_caps")
+_CONFIG = next(f for f in FIELDS if f.name == "config_file")
 RESTART_ONLY = tuple(f.name for f in FIELDS if f.reload == RESTART)
 
 
@@ -275,7 +278,7 @@ def load_settings(flags: Mapping[str, Any] | None = None,
     """Build Settings. `flags` holds only the flags the user actually gave (None = not given)."""
     flags = {k: v for k, v in (flags or {}).items() if v is not None}
     env = os.environ if env is None else env
-    config = flags.get("config_file") or env.get("BATCHD_CONFIG") or None
+    config = flags.get("config_file") or env.get(_CONFIG.env or "") or None
     config_path = Path(config) if config else (SYSTEM_CONFIG if SYSTEM_CONFIG.exists() else None)
     values: dict[str, Any] = {}
     caps: dict[str, int] = {}
