@@ -63,6 +63,15 @@ def classify(status_reason: str | None, container_reason: str | None,
     return APP
 
 
+# The bounds of a retry policy, the daemon's [retry] defaults and a step's "retry" alike:
+# every attempt is paid for, and beyond them a number is a typo. MAX_MEMORY (MiB) is the
+# largest EC2 instance's (u-24tb1.112xlarge, 24 TiB); asking for more waits RUNNABLE forever.
+MAX_ATTEMPTS = 20
+MAX_SPOT_ATTEMPTS = 100
+MAX_FACTOR = 16.0
+MAX_MEMORY = 24 * 1024 * 1024
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     max_attempts: int = 3

@@ -23,15 +23,11 @@ from typing import Any, Callable, Iterable, Mapping
 
 from .errors import BatchdError
 from .logs import get_logger, set_level
-from .settings import Settings, load_settings
+# RESTART_ONLY: built into long-lived objects at start-up, so changing them needs a restart;
+# the field table in settings.py says which.
+from .settings import RESTART_ONLY, Settings, load_settings
 
 log = get_logger(component="reload")
-
-# Built into long-lived objects at start-up: changing them needs a restart.
-RESTART_ONLY = ("socket", "state_dir", "backend", "aws_region", "aws_profile",
-                "aws_direct_calls", "local_vcpus",
-                "local_memory", "submit_concurrency", "describe_concurrency", "log_format",
-                "max_request_bytes", "shutdown_timeout", "config_file")
 
 
 def diff(old: Settings, new: Settings) -> dict[str, tuple[Any, Any]]:

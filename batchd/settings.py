@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import math
 import os
 import re
 import tomllib
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from . import settings_converters as conv
 from .errors import InvalidInput
-from .failures import RetryPolicy
+from .failures import MAX_ATTEMPTS, MAX_FACTOR, MAX_MEMORY, MAX_SPOT_ATTEMPTS, RetryPolicy
+from .settings_converters import LIVE, RESTART, Converter, Field, convert
 
 SYSTEM_CONFIG = Path("/etc/batchd/batchd.toml")
 SYSTEM_SOCKET = Path("/run/batchd/batchd.sock")
@@ -114,64 +115,98 @@ class Settings:
         return int(self.queue_caps.get(queue, self.max_in_flight))
 
 
-# TOML layout -> flat field names. Sections keep the file readable for admins.
-_TOML_SECTIONS = {
-    "aws": {"region": "aws_region", "profile": "aws_profile", "rate_limit": "rate_limit",
-            "direct_calls": "aws_direct_calls"},
-    "local": {"vcpus": "local_vcpus", "memory": "local_memory"},
-    "submit": {"max_in_flight": "max_in_flight", "concurrency": "submit_concurrency",
-               "order": "submit_order"},
-    "poll": {"interval": "poll_interval", "concurrency": "describe_concurrency"},
-    "log": {"format": "log_format", "level": "log_level"},
-    "stuck": {"factor": "stuck_factor", "cancel_unplaceable": "cancel_unplaceable",
-              "interval": "stuck_interval"},
-    "access": {"admin_group": "admin_group"},
-    "limits": {"metadata_bytes": "limit_metadata_bytes",
-               "definition_bytes": "limit_definition_bytes",
-               "jobdef_bytes": "limit_jobdef_bytes", "body_bytes": "limit_body_bytes"},
-}
-_RETRY_FIELDS = {f.name: f for f in fields(RetryDefaults)}
-_FIELDS = {f.name: f for f in fields(Settings) if f.name not in ("retry", "queue_caps", "config_file")}
-_CHOICES = {"backend": ("local", "aws"), "log_format": ("auto", "json", "console"),
-            "submit_order": ("breadth", "depth"),
-            "log_level": ("debug", "info", "warning", "error")}
-
-
-# (lowest, highest) accepted; a zero poll interval or rate would spin or never call AWS,
-# and absurd values (a 30-year poll, 10000 describers) are typos, not intentions.
-_RANGES: dict[str, tuple[float, float]] = {
-    "poll_interval": (0.01, 86400.0), "check_retry_interval": (0.01, 86400.0),
-    "rate_limit": (0.1, 10000.0), "max_in_flight": (1, 10_000_000),
-    "submit_concurrency": (1, 1024), "describe_concurrency": (1, 256),
-    "local_vcpus": (0.01, 100_000.0), "local_memory": (1, 1 << 40),
-    "stuck_factor": (1.0, 1e6), "stuck_interval": (0.01, 86400.0),
-    "max_request_bytes": (1024, 1 << 40), "shutdown_timeout": (0.0, 3600.0),
-}
-
-
-def _plain_number(number: float) -> str:
-    return str(int(number)) if float(number).is_integer() else f"{number:g}"
-
+# us-east-1, eu-central-2, us-gov-west-1, cn-northwest-1, us-isob-east-1, ...
+_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d{1,2}")
 
 # A group name as /etc/group, LDAP or SSSD may spell it ("batchd-admin", "lab admins@ad"):
 # no ':' or ',' (the group file's separators), no control characters, no blanks at the ends;
 # "" = no admin group.
-_PATTERNS: dict[str, tuple[re.Pattern[str], str]] = {
-    "admin_group": (re.compile(r"(?:[^\s:,\x00-\x1f\x7f](?:[^:,\x00-\x1f\x7f]{0,254}"
-                               r"[^\s:,\x00-\x1f\x7f])?)?"),
-                    'expected a group name (no ":", "," or blanks at either end, at most 256 '
-                    'characters) or "" for none'),
-}
+_GROUP = re.compile(r"(?:[^\s:,\x00-\x1f\x7f](?:[^:,\x00-\x1f\x7f]{0,254}"
+                    r"[^\s:,\x00-\x1f\x7f])?)?")
+
+DAY = 86400.0
 
 
-def _check_range(name: str, number: float) -> None:
-    low, high = _RANGES.get(name, (0, math.inf))
-    if not low <= number <= high:
-        raise ValueError(f"must be between {_plain_number(low)} and {_plain_number(high)}")
+def _flat(name: str, convert: Converter, toml: str | None = None,
+          reload: str = LIVE) -> Field:
+    """A setting of its own: top-level key `name` (every one, the older spelling for those now
+    in a section) or `toml`, variable BATCHD_<NAME>, flag --<name>."""
+    return Field(name, convert, toml or name, f"BATCHD_{name.upper()}", reload)
 
 
-# us-east-1, eu-central-2, us-gov-west-1, cn-northwest-1, us-isob-east-1, ...
-_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d{1,2}")
+def _retry(key: str, convert: Converter) -> Field:
+    return Field(f"retry.{key}", convert, f"[retry] {key}", None, LIVE)
+
+
+# Every setting, once: its converter (with the range, choices or pattern), where the file holds
+# it, its variable and whether a reload applies it. The TOML sections, the variables, the flags
+# the daemon accepts and reload.RESTART_ONLY are derived from this; tests/unit/
+# test_settings_table.py checks it against Settings, the README table and batchd.toml.example.
+# Ranges: a zero poll interval or rate would spin or never call AWS, and absurd values (a
+# 30-year poll, 10000 describers, 1000 attempts) are typos, not intentions.
+FIELDS: tuple[Field, ...] = (
+    _flat("socket", conv.path, reload=RESTART),
+    _flat("state_dir", conv.path, reload=RESTART),
+    _flat("backend", conv.choice("local", "aws"), reload=RESTART),
+    _flat("poll_interval", conv.optional(conv.number(0.01, DAY)), "[poll] interval"),
+    _flat("check_retry_interval", conv.number(0.01, DAY)),
+    _flat("log_format", conv.choice("auto", "json", "console"), "[log] format", RESTART),
+    _flat("log_level", conv.choice("debug", "info", "warning", "error"), "[log] level"),
+    _flat("rate_limit", conv.number(0.1, 10000.0), "[aws] rate_limit"),
+    _flat("max_in_flight", conv.whole(1, 10_000_000), "[submit] max_in_flight"),
+    Field("queue_caps", conv.whole(1, 10_000_000), '[queues."NAME"] max_in_flight', None),
+    _flat("submit_order", conv.choice("breadth", "depth"), "[submit] order"),
+    _flat("submit_concurrency", conv.whole(1, 1024), "[submit] concurrency", RESTART),
+    _flat("describe_concurrency", conv.whole(1, 256), "[poll] concurrency", RESTART),
+    _flat("aws_region", conv.optional(conv.aws_name(
+        _REGION, "not an AWS region name such as us-east-1 or eu-west-2")), "[aws] region",
+        RESTART),
+    _flat("aws_profile", conv.optional(conv.aws_name()), "[aws] profile", RESTART),
+    _flat("aws_direct_calls", conv.boolean, "[aws] direct_calls", RESTART),
+    _flat("local_vcpus", conv.number(0.01, 100_000.0), "[local] vcpus", RESTART),
+    _flat("local_memory", conv.whole(1, 1 << 40), "[local] memory", RESTART),
+    # The same bounds as a step's "retry" in a workflow definition (definition_parser.py).
+    _retry("max_attempts", conv.whole(1, MAX_ATTEMPTS)),
+    _retry("spot_attempts", conv.whole(1, MAX_SPOT_ATTEMPTS)),
+    _retry("memory_factor", conv.number(1.0, MAX_FACTOR)),     # < 1 would shrink after OOM
+    _retry("max_memory", conv.whole(1, MAX_MEMORY)),
+    _retry("timeout_factor", conv.number(1.0, MAX_FACTOR)),
+    _flat("cancel_unplaceable", conv.boolean, "[stuck] cancel_unplaceable"),
+    _flat("stuck_factor", conv.number(1.0, 1e6), "[stuck] factor"),
+    _flat("stuck_interval", conv.number(0.01, DAY), "[stuck] interval"),
+    _flat("admin_group", conv.pattern(
+        _GROUP, 'expected a group name (no ":", "," or blanks at either end, at most 256 '
+                'characters) or "" for none'), "[access] admin_group"),
+    _flat("max_request_bytes", conv.whole(1024, 1 << 40), reload=RESTART),
+    _flat("limit_metadata_bytes", conv.whole(0), "[limits] metadata_bytes"),
+    _flat("limit_definition_bytes", conv.whole(0), "[limits] definition_bytes"),
+    _flat("limit_jobdef_bytes", conv.whole(0), "[limits] jobdef_bytes"),
+    _flat("limit_body_bytes", conv.whole(0), "[limits] body_bytes"),
+    _flat("shutdown_timeout", conv.number(0.0, 3600.0), reload=RESTART),
+    # Chooses the file the other rows are read from: load_settings takes it from --config or
+    # this variable itself, as given (a missing file is then named as the user wrote it).
+    Field("config_file", conv.optional(conv.path), None, "BATCHD_CONFIG", RESTART),
+)
+
+# Settings with a key and a variable of their own (also the flags load_settings takes), the
+# [retry] keys, and [section] key -> setting.
+_FIELDS = {f.name: f for f in FIELDS if f.toml and f.env}
+_RETRY_FIELDS = {f.name.removeprefix("retry."): f for f in FIELDS if f.name.startswith("retry.")}
+
+
+def _sections() -> dict[str, dict[str, str]]:
+    sections: dict[str, dict[str, str]] = {}
+    for row in _FIELDS.values():
+        section, key = row.section_key or (None, "")
+        if section is not None:
+            sections.setdefault(section, {})[key] = row.name
+    return sections
+
+
+_TOML_SECTIONS = _sections()
+_CAPS = next(f for f in FIELDS if f.name == "queue_caps")
+_CONFIG = next(f for f in FIELDS if f.name == "config_file")
+RESTART_ONLY = tuple(f.name for f in FIELDS if f.reload == RESTART)
 
 
 def _unknown(path: Path, label: str, key: str, known) -> InvalidInput:
@@ -179,69 +214,6 @@ def _unknown(path: Path, label: str, key: str, known) -> InvalidInput:
     hint = f"did you mean {near[0]!r}?" if near else f"known keys: {', '.join(sorted(known))}"
     what = f"key {label}{key}" if label else f"setting {key!r}"
     return InvalidInput(f"{path}: unknown {what}; {hint}")
-
-
-def _coerce(name: str, value: Any, where: str) -> Any:
-    """Convert a raw value (str from env/flags, or a TOML value) to the field's type."""
-    target = _FIELDS[name].type if name in _FIELDS else _RETRY_FIELDS[name].type
-    target = str(target)
-    try:
-        if value is None:
-            return None
-        if "Path" in target:
-            if not str(value).strip():   # "" would mean the current directory
-                raise ValueError("expected a path, not an empty string")
-            return Path(os.path.expanduser(str(value)))
-        if "bool" in target:
-            if isinstance(value, bool):
-                return value
-            text = str(value).strip().lower()
-            if text in ("1", "true", "yes", "on"):
-                return True
-            if text in ("0", "false", "no", "off"):
-                return False
-            raise ValueError("expected true or false")
-        if "float" in target:
-            if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-                raise ValueError("expected a number")
-            try:
-                number = float(value)
-            except ValueError:
-                raise ValueError("expected a number") from None
-            except OverflowError:   # a TOML integer of hundreds of digits
-                raise ValueError("must be a finite number") from None
-            if not math.isfinite(number):
-                raise ValueError("must be a finite number")
-            _check_range(name, number)
-            return number
-        if "int" in target:
-            if isinstance(value, float) and not value.is_integer():
-                raise ValueError("expected a whole number")
-            if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-                raise ValueError("expected a whole number")
-            try:
-                number = int(value)
-            except ValueError:
-                raise ValueError("expected a whole number") from None
-            _check_range(name, number)
-            return number
-        if name in _PATTERNS and not isinstance(value, str):
-            raise ValueError(_PATTERNS[name][1])
-        if not isinstance(value, str):
-            raise ValueError("expected a string")
-        text = value
-        if name in _PATTERNS and not _PATTERNS[name][0].fullmatch(text):
-            raise ValueError(_PATTERNS[name][1])
-        if name in _CHOICES and text not in _CHOICES[name]:
-            raise ValueError(f"expected one of {', '.join(_CHOICES[name])}")
-        if name in ("aws_region", "aws_profile") and not text.strip():
-            raise ValueError("expected a name, not an empty string; leave it out to use "
-                             "AWS's own chain")
-        if name == "aws_region" and not _REGION.fullmatch(text):
-            raise ValueError("not an AWS region name such as us-east-1 or eu-west-2")
-        return text
-    except (TypeError, ValueError) as exc:
-        raise InvalidInput(f"{where}: invalid value {value!r} for {name}: {exc}") from None
 
 
 def _from_toml(path: Path) -> tuple[dict[str, Any], dict[str, int], dict[str, Any]]:
@@ -270,22 +242,23 @@ def _from_toml(path: Path) -> tuple[dict[str, Any], dict[str, int], dict[str, An
             for sub, subvalue in value.items():
                 if sub not in _TOML_SECTIONS[key]:
                     raise _unknown(path, f"[{key}] ", sub, _TOML_SECTIONS[key])
-                flat[_TOML_SECTIONS[key][sub]] = _coerce(_TOML_SECTIONS[key][sub], subvalue,
-                                                         f"{path}: [{key}] {sub}")
+                name = _TOML_SECTIONS[key][sub]
+                flat[name] = convert(_FIELDS[name], subvalue, f"{path}: [{key}] {sub}")
         elif key == "retry" and isinstance(value, dict):
             for sub, subvalue in value.items():
                 if sub not in _RETRY_FIELDS:
                     raise _unknown(path, "[retry] ", sub, _RETRY_FIELDS)
-                retry[sub] = _coerce(sub, subvalue, f"{path}: [retry] {sub}")
+                retry[sub] = convert(_RETRY_FIELDS[sub], subvalue, f"{path}: [retry] {sub}")
         elif key == "queues" and isinstance(value, dict):
             for queue, table in value.items():
                 if not isinstance(table, dict) or set(table) - {"max_in_flight"}:
                     raise InvalidInput(f'{path}: [queues."{queue}"] accepts only max_in_flight')
                 if "max_in_flight" in table:
-                    caps[queue] = _coerce("max_in_flight", table["max_in_flight"],
-                                          f'{path}: [queues."{queue}"] max_in_flight')
+                    caps[queue] = convert(_CAPS, table["max_in_flight"],
+                                          f'{path}: [queues."{queue}"] max_in_flight',
+                                          "max_in_flight")
         elif key in _FIELDS:
-            flat[key] = _coerce(key, value, where)
+            flat[key] = convert(_FIELDS[key], value, where)
         else:
             raise _unknown(path, "", key, [*_FIELDS, *_TOML_SECTIONS, "retry", "queues"])
     return flat, caps, retry
@@ -293,10 +266,10 @@ def _from_toml(path: Path) -> tuple[dict[str, Any], dict[str, int], dict[str, An
 
 def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
     flat: dict[str, Any] = {}
-    for name in _FIELDS:
-        var = f"BATCHD_{name.upper()}"
+    for name, row in _FIELDS.items():
+        var = row.env
         if var in env and env[var] != "":
-            flat[name] = _coerce(name, env[var], f"environment variable {var}")
+            flat[name] = convert(row, env[var], f"environment variable {var}")
     return flat
 
 
@@ -305,7 +278,7 @@ def load_settings(flags: Mapping[str, Any] | None = None,
     """Build Settings. `flags` holds only the flags the user actually gave (None = not given)."""
     flags = {k: v for k, v in (flags or {}).items() if v is not None}
     env = os.environ if env is None else env
-    config = flags.get("config_file") or env.get("BATCHD_CONFIG") or None
+    config = flags.get("config_file") or env.get(_CONFIG.env or "") or None
     config_path = Path(config) if config else (SYSTEM_CONFIG if SYSTEM_CONFIG.exists() else None)
     values: dict[str, Any] = {}
     caps: dict[str, int] = {}
@@ -318,7 +291,7 @@ def load_settings(flags: Mapping[str, Any] | None = None,
             continue
         if name not in _FIELDS:
             raise InvalidInput(f"unknown setting {name!r}")
-        values[name] = _coerce(name, value, f"--{name.replace('_', '-')}")
+        values[name] = convert(_FIELDS[name], value, f"--{name.replace('_', '-')}")
     settings = Settings(**values, queue_caps=caps, retry=RetryDefaults(**retry),
                         config_file=config_path)
     return settings

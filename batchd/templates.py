@@ -9,8 +9,10 @@ rather than half-supported, because a definition that silently means something e
 (hours into a run) is worse than one refused up front.
 
 Rendering substitutes values literally, in one pass: a sample value containing `{`, `}` or
-shell metacharacters is inserted as-is and never parsed again. Parsing is cached because the
-same few templates are rendered hundreds of thousands of times when a workflow is created.
+shell metacharacters is inserted as-is and never parsed again. Parsing is the standard library's
+`string.Formatter().parse` (the grammar `format_map` itself uses) with the non-plain fields it
+accepts refused; it is cached because the same few templates are rendered hundreds of thousands
+of times when a workflow is created.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import difflib
 import functools
 import re
+import string
 from collections.abc import Iterable, Mapping
 
 from .errors import InvalidInput
@@ -58,49 +61,53 @@ def _field_problem(template: str, body: str) -> str:
             "letter or underscore and contain only letters, digits, '_' and '-'")
 
 
+# The old scanner's tokens, used only to explain a template `Formatter.parse` refused (or
+# accepted with more than a plain field): the first lone brace or non-plain field, with its
+# position, in the same words as before.
+_TOKEN = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
+_FORMATTER = string.Formatter()
+
+
+def _problem(template: str) -> TemplateError:
+    for match in _TOKEN.finditer(template):
+        token, body = match.group(), match.group(1)
+        if token == "}":
+            return TemplateError(
+                f"template {clip(template)} has a '}}' at position {match.start() + 1} without "
+                "a matching '{'; write }} for a literal brace", template=clip(template))
+        if token == "{":
+            return TemplateError(
+                f"template {clip(template)} has a '{{' at position {match.start() + 1} that is "
+                "never closed; close the field with '}', or write {{ for a literal brace",
+                template=clip(template))
+        if body is not None and not FIELD_RE.fullmatch(body):
+            return TemplateError(_field_problem(template, body), template=clip(template))
+    return TemplateError(f"template {clip(template)} is not a valid template",  # not reached
+                         template=clip(template))
+
+
 @functools.lru_cache(maxsize=4096)
 def _parse(template: str) -> Parts:
     parts: list[tuple[str, str | None]] = []
     literal: list[str] = []
-    i, n = 0, len(template)
-    # The next '{' and '}' at or after i, searched again only once i has passed them: a fresh
-    # find of both per brace rescanned the rest of a "{{{{..." template each time (seconds
-    # for a megabyte, with the daemon's event loop held).
-    next_open = next_close = -1
-    while i < n:
-        if next_open < i:
-            next_open = template.find("{", i)
-            next_open = n if next_open == -1 else next_open
-        if next_close < i:
-            next_close = template.find("}", i)
-            next_close = n if next_close == -1 else next_close
-        # Jump straight to the next brace: templates are mostly literal text.
-        j = min(next_open, next_close)
-        if j > i:
-            literal.append(template[i:j])
-        if j == n:
-            break
-        char = template[j]
-        if template.startswith(char * 2, j):
-            literal.append(char)
-            i = j + 2
-            continue
-        if char == "}":
-            raise TemplateError(
-                f"template {clip(template)} has a '}}' at position {j + 1} without a matching "
-                "'{'; write }} for a literal brace", template=clip(template))
-        close = next_close  # after j: j is the nearer brace, and it is a '{'
-        if close == n or template.find("{", j + 1, close) != -1:
-            raise TemplateError(
-                f"template {clip(template)} has a '{{' at position {j + 1} that is never "
-                "closed; close the field with '}', or write {{ for a literal brace",
-                template=clip(template))
-        body = template[j + 1:close]
-        if not FIELD_RE.fullmatch(body):
-            raise TemplateError(_field_problem(template, body), template=clip(template))
-        parts.append(("".join(literal), body))
-        literal = []
-        i = close + 1
+    source = 0   # characters of `template` the items stand for
+    try:
+        # C code, linear in the template (a megabyte of "{{" included); it splits literal text
+        # at each escape, so adjacent literals are joined here.
+        for text, name, spec, conversion in _FORMATTER.parse(template):
+            literal.append(text)
+            source += len(text) + text.count("{") + text.count("}")   # "{{" yields one "{"
+            if name is None:
+                continue
+            if spec or conversion is not None or not FIELD_RE.fullmatch(name):
+                raise _problem(template)
+            parts.append(("".join(literal), name))
+            literal = []
+            source += len(name) + 2
+    except ValueError:   # a lone brace, or a field Formatter cannot even parse ("{a!}")
+        raise _problem(template) from None
+    if source != len(template):   # "{a:}" parses like "{a}": an empty format spec
+        raise _problem(template)
     if literal or not parts:
         parts.append(("".join(literal), None))
     return tuple(parts)

@@ -14,6 +14,9 @@ from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 from .errors import InvalidInput
+# The retry bounds and MAX_MEMORY live with RetryPolicy, so the settings reach them without
+# importing this module (and aiohttp through limits.py).
+from .failures import MAX_ATTEMPTS, MAX_FACTOR, MAX_MEMORY, MAX_SPOT_ATTEMPTS  # noqa: F401
 from .limits import clip, shorten
 
 # Enough to show the pattern of a mistake; a million-row file with the same mistake on every
@@ -24,11 +27,7 @@ MIN_TIMEOUT = 60  # AWS's minimum attemptDurationSeconds
 # for more than any instance has waits RUNNABLE forever. The largest EC2 instance type
 # (u-24tb1.112xlarge) has 448 vCPUs and 24 TiB of memory.
 MAX_VCPUS = 448
-MAX_MEMORY = 24 * 1024 * 1024    # MiB
 MAX_TIMEOUT = 30 * 24 * 3600     # seconds: a month
-MAX_ATTEMPTS = 20                # every attempt is paid for
-MAX_SPOT_ATTEMPTS = 100
-MAX_FACTOR = 16.0
 ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 

@@ -139,3 +139,46 @@ def test_a_bad_admin_group_names_the_key(tmp_path, value):
     with pytest.raises(InvalidInput) as err:
         load_settings({"config_file": str(config)}, env={})
     assert "[access] admin_group" in err.value.message and "group name" in err.value.message
+
+
+# Each of these once loaded: the [retry] fields fell back to the range [0, inf), so a policy
+# that never ran a job (0 attempts), shrank its memory after an out-of-memory failure (factor
+# 0.5) or asked for no memory at all was accepted. The bounds are a step's "retry" bounds.
+@pytest.mark.parametrize("text, expected", [
+    ("max_attempts = 0", "must be between 1 and 20"),
+    ("max_attempts = 21", "must be between 1 and 20"),
+    ("spot_attempts = 0", "must be between 1 and 100"),
+    ("memory_factor = 0", "must be between 1 and 16"),
+    ("memory_factor = 0.5", "must be between 1 and 16"),
+    ("memory_factor = 1e9", "must be between 1 and 16"),
+    ("timeout_factor = 0", "must be between 1 and 16"),
+    ("max_memory = 0", "must be between 1 and 25165824"),
+    ("max_memory = 1e12", "must be between 1 and 25165824"),
+])
+def test_retry_defaults_out_of_range_are_refused(tmp_path, text, expected):
+    config = tmp_path / "batchd.toml"
+    config.write_text(f"[retry]\n{text}\n")
+    with pytest.raises(InvalidInput) as err:
+        load_settings({"config_file": str(config)}, env={})
+    assert f"[retry] {text.split()[0]}: invalid value" in err.value.message
+    assert expected in err.value.message
+
+
+def test_retry_defaults_at_their_bounds_load(tmp_path):
+    config = tmp_path / "batchd.toml"
+    config.write_text("[retry]\nmax_attempts = 20\nspot_attempts = 1\nmemory_factor = 16\n"
+                      "max_memory = 25165824\ntimeout_factor = 1.0\n")
+    retry = load_settings({"config_file": str(config)}, env={}).retry
+    assert (retry.max_attempts, retry.spot_attempts, retry.memory_factor, retry.max_memory,
+            retry.timeout_factor) == (20, 1, 16.0, 25165824, 1.0)
+    assert isinstance(retry.max_attempts, int) and isinstance(retry.memory_factor, float)
+
+
+# Once a TOML number or list became a path named after it: `socket = 5` made ./5.
+@pytest.mark.parametrize("text", ["socket = 5", "state_dir = ['/var/lib/batchd']"])
+def test_a_path_setting_must_be_text(tmp_path, text):
+    config = tmp_path / "batchd.toml"
+    config.write_text(text + "\n")
+    with pytest.raises(InvalidInput) as err:
+        load_settings({"config_file": str(config)}, env={})
+    assert "expected a path" in err.value.message
