@@ -7,7 +7,7 @@ median pass, the daemon runs with BATCHD_CRASH_AT, dies (exit 137), is restarted
 switch and driven to the end, and `check` compares (scenario and checks: tests/e2e/crash_scenario.py).
 
 CI runs a seeded sample (CRASH_POINTS_SAMPLE, default 6); `make crash-points` sets
-CRASH_POINTS_ALL=1 for every run. Runs go CRASH_POINTS_JOBS (default 3) at a time, each with
+CRASH_POINTS_ALL=1 for every run; CRASH_POINTS_ONLY=<point>:<n>,... runs those. Runs go CRASH_POINTS_JOBS (default 3) at a time, each with
 its own fake AWS and daemon. Failures are reported one line per point.
 """
 
@@ -22,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from batchctl.client import CtlError
 from batchd.crashpoints import EXIT_CODE, all_points
 from tests.e2e.aws_fixtures import aws_daemon_factory, fake_aws_factory  # noqa: F401
 from tests.e2e.crash_scenario import Outcome, check, scenario
@@ -54,6 +55,9 @@ def _runs(reached: dict[str, list[int]]) -> list[tuple[str, int]]:
         later = int(statistics.median(range(1, max(reached[point]) + 1)))
         if later > 1:
             runs.append((point, later))
+    only = os.environ.get("CRASH_POINTS_ONLY")       # "point:n,point:n": reproduce those
+    if only:
+        return [(p.rsplit(":", 1)[0], int(p.rsplit(":", 1)[1])) for p in only.split(",")]
     if not os.environ.get("CRASH_POINTS_ALL"):
         rng = random.Random(int(os.environ.get("CRASH_POINTS_SEED", "14")))
         runs = rng.sample(runs, min(len(runs), int(os.environ.get("CRASH_POINTS_SAMPLE", "6"))))
@@ -101,7 +105,7 @@ def test_every_crash_point_is_survived(fake_aws_factory, aws_daemon_factory,  # 
             try:
                 outcome = check(crashed)
                 problem = outcome.differences(reference)
-            except AssertionError as exc:
+            except (AssertionError, CtlError, OSError) as exc:
                 problem = str(exc).splitlines()[0]
             return f"{point}:{n}", died, problem
         finally:
