@@ -155,7 +155,11 @@ def scenario(fake_aws_factory, aws_daemon_factory, env: dict[str, str]) -> Run:
         return bool(counts) and not any(counts.get(s) for s in EARLY)
 
     run.drive(cy_in_flight)
-    run.states_at_cancel = {t.split("/")[1]: run.counts(t) for t in CANCELLED_TARGETS}
+    def note_states() -> bool:      # what the cancels meet (a drive: the daemon may die)
+        run.states_at_cancel = {t.split("/")[1]: run.counts(t) for t in CANCELLED_TARGETS}
+        return True
+
+    run.drive(note_states)
     for target in CANCELLED_TARGETS:
         run.act("cancel", target, "--reason", "crash test", "--yes")
     run.cancel_returned = time.time()

@@ -4,11 +4,12 @@ The points come from `batchd.crashpoints.all_points()` (enumerated from the Stor
 OutputStore classes). An uninterrupted run with BATCHD_CRASH_LOG gives the reference outcome
 and which points the scenario passes and how often; then, per reached point, n = 1 and the
 median pass, the daemon runs with BATCHD_CRASH_AT, dies (exit 137), is restarted without the
-switch and driven to the end, and `check` compares (scenario and checks: tests/e2e/crash_scenario.py).
+switch and driven to the end, and `check` compares (tests/e2e/crash_scenario.py has both).
 
 CI runs a seeded sample (CRASH_POINTS_SAMPLE, default 6); `make crash-points` sets
-CRASH_POINTS_ALL=1 for every run; CRASH_POINTS_ONLY=<point>:<n>,... runs those. Runs go CRASH_POINTS_JOBS (default 3) at a time, each with
-its own fake AWS and daemon. Failures are reported one line per point.
+CRASH_POINTS_ALL=1 for every run; CRASH_POINTS_ONLY=<point>:<n>,... runs just those. Runs go
+CRASH_POINTS_JOBS (default 3) at a time, each with its own fake AWS and daemon. Failures are
+reported one line per point.
 """
 
 from __future__ import annotations
@@ -98,8 +99,11 @@ def test_every_crash_point_is_survived(fake_aws_factory, aws_daemon_factory,  # 
 
     def one(point_n: tuple[str, int]) -> tuple[str, bool, str | None]:
         point, n = point_n
-        crashed = scenario(fake_aws_factory, aws_daemon_factory,
-                           {"BATCHD_CRASH_AT": f"{point}:{n}"})
+        try:
+            crashed = scenario(fake_aws_factory, aws_daemon_factory,
+                               {"BATCHD_CRASH_AT": f"{point}:{n}"})
+        except (AssertionError, CtlError, OSError, RuntimeError) as exc:
+            return f"{point}:{n}", True, f"scenario: {type(exc).__name__}: {exc}".splitlines()[0]
         try:
             died = crashed.died_at(point, n)
             try:
