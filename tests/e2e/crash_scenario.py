@@ -9,7 +9,9 @@ One project `p`, seven samples, three workflows on the fake AWS:
   (TerminateJob) and RUNNABLE (CancelJob).
 - `p/cy`: every SubmitJob answer is held by the fake (`hold_submit_names`), so when it is
   cancelled its attempts are SUBMITTING with the send in flight; the answers come after the
-  cancel, and the jobs must then be terminated in AWS.
+  cancel, and those jobs must then be terminated in AWS.
+- `p/cz`: every SubmitJob is refused (429, `throttle_submit_names`), so when it is cancelled
+  its attempts are SUBMITTING, waiting to be sent again: they must never be.
 
 The user's steps are batchctl commands (retried once, after a clean restart, if the daemon died
 under them); waiting reads the control API directly (a batchctl process per poll would be
@@ -29,12 +31,13 @@ from tests.e2e.aws_fixtures import _wf_path, analysis, samples_csv
 
 SAMPLES = {"ok": "success", "retry": "app_error_once", "oom": "oom_once", "spot": "spot_once",
            "noout": "no_outputs", "lost": "hang_once", "resub": "app_error_x3"}
-TARGETS = ("p/wf", "p/cx", "p/cy")
-CANCELLED_TARGETS = ("p/cx", "p/cy")
+TARGETS = ("p/wf", "p/cx", "p/cy", "p/cz")
+CANCELLED_TARGETS = ("p/cx", "p/cy", "p/cz")
 FINISHED = ("COMPLETED", "FAILED", "CANCELLED")
 EARLY = ("WAITING", "READY", "QUEUED", "SUBMITTING")     # not in the backend yet
 ATTEMPT_FINISHED = ("SUCCEEDED", "FAILED", "CANCELLED")
 AWS_ACTIVE = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING")
+THROTTLED = "p-cz-"                  # job name prefix of the workflow whose SubmitJobs are refused
 LOST_FIRST = "p-wf-lost-s0-a1-"       # job name prefix of the attempt the fake forgets
 WAIT = 60.0                          # seconds per stage before giving up (then `check` fails)
 
@@ -126,7 +129,8 @@ def scenario(fake_aws_factory, aws_daemon_factory, env: dict[str, str]) -> Run:
     fake = fake_aws_factory(time_scale=1000, duration_mean=20,
                             queues=[{"name": "default", "max_vcpus": 4096},
                                     {"name": "narrow", "max_vcpus": 2}],
-                            hold_submit_names="p-cy-*", hold_submit_seconds=20)
+                            hold_submit_names="p-cy-*", hold_submit_seconds=20,
+                            throttle_submit_names=THROTTLED + "*")
     run = Run(fake, aws_daemon_factory(fake.url, poll=0.1))
     run.start(env)
     root = run.daemon.root
@@ -135,7 +139,8 @@ def scenario(fake_aws_factory, aws_daemon_factory, env: dict[str, str]) -> Run:
         "wf": analysis(0, parameters={"fake_behaviour": "{behaviour}"},
                        retry={"max_attempts": 3}),
         "cx": {**analysis(0, parameters={"fake_behaviour": "hang"}), "queue": "narrow"},
-        "cy": analysis(0, parameters={"fake_behaviour": "hang"})}
+        "cy": analysis(0, parameters={"fake_behaviour": "hang"}),
+        "cz": analysis(0, parameters={"fake_behaviour": "hang"})}
     run.act("import", "p", "--metadata", str(root / "p.csv"))
     for name, step in definitions.items():
         (root / f"{name}.json").write_text(json.dumps({"workflow_name": name,
@@ -155,8 +160,16 @@ def scenario(fake_aws_factory, aws_daemon_factory, env: dict[str, str]) -> Run:
         return bool(counts) and not any(counts.get(s) for s in EARLY)
 
     run.drive(cy_in_flight)
+    run.act("submit", "p/cz")
+    # Refused, recorded as such (waiting to be sent again); after a crash, once looked up.
+    run.drive(lambda: any(a["submit_status"] in ("pending", "unsent") for a in run.read(
+        _wf_path("p/cz") + "/attempts")["attempts"]))
     def note_states() -> bool:      # what the cancels meet (a drive: the daemon may die)
         run.states_at_cancel = {t.split("/")[1]: run.counts(t) for t in CANCELLED_TARGETS}
+        for name in ("cy", "cz"):
+            sending = [a["submit_status"] for a in run.read(_wf_path(f"p/{name}") + "/attempts")
+                       ["attempts"] if a["state"] == "SUBMITTING"]
+            run.states_at_cancel[f"{name}_sending"] = {s: sending.count(s) for s in set(sending)}
         return True
 
     run.drive(note_states)
@@ -223,7 +236,7 @@ def check(run: Run) -> Outcome:
     dup = sorted(n for n, k in created.items() if k > 1)
     assert not dup, f"SubmitJob created more than one job for {dup}"
     late = {n: round(t - run.cancel_returned, 2) for n, t in stats["last_submit_at"].items()
-            if n.startswith(("p-cx-", "p-cy-")) and t > run.cancel_returned}
+            if n.startswith(("p-cx-", "p-cy-", "p-cz-")) and t > run.cancel_returned}
     assert not late, f"SubmitJob sent after its job was cancelled (s after): {late}"
     attempts = {t: run.read(_wf_path(t) + "/attempts")["attempts"] for t in TARGETS}
     known = {a["job_name"] for rows in attempts.values() for a in rows}

@@ -90,6 +90,8 @@ def test_every_crash_point_is_survived(fake_aws_factory, aws_daemon_factory,  # 
         # The cancels meet attempts in flight in each state (the waits make this certain).
         assert covered["cx"].get("RUNNING") and covered["cx"].get("RUNNABLE"), covered
         assert covered["cy"].get("SUBMITTING"), covered
+        assert covered["cy_sending"].get("unknown"), covered        # SubmitJob in flight
+        assert set(covered["cz_sending"]) & {"pending", "unsent"}, covered   # to be resent
     finally:
         run.close()
     reached = _points_reached(log_path)

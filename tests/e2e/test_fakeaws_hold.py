@@ -1,5 +1,6 @@
-"""The fake AWS's slow-SubmitJob knob (`hold_submit_names`) and its SubmitJob arrival times,
-which the crash-point test uses to cancel jobs whose SubmitJob is still in flight."""
+"""The fake AWS's SubmitJob knobs by name (`hold_submit_names`: a slow answer;
+`throttle_submit_names`: always 429) and its SubmitJob arrival times, which the crash-point
+test uses to cancel jobs whose SubmitJob is in flight or refused."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import time
 import pytest
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
+from botocore.exceptions import ClientError
 
 from tests.fakeaws import FakeAWS
 
@@ -67,3 +69,14 @@ async def test_held_submit_is_answered_after_the_hold_limit(fake, batch):
     job_id = await submit(batch, "held-2")
     assert job_id == fake.sim.jobs_named("held-2")[0].id
     assert fake.stats.held_submits == 0
+
+
+async def test_throttled_names_are_refused_and_recorded(fake, batch):
+    fake.reconfigure({"throttle_submit_names": "slow-*"})
+    with pytest.raises(ClientError) as refused:
+        await submit(batch, "slow-1")
+    assert refused.value.response["Error"]["Code"] == "TooManyRequestsException"
+    assert not fake.sim.jobs_named("slow-1")
+    assert await submit(batch, "quick-1")
+    assert set(fake.stats.snapshot(include_names=True)["last_submit_at"]) == {"slow-1",
+                                                                              "quick-1"}

@@ -87,6 +87,7 @@ class FakeConfig:
     # (real, like batchd's own settle delay, so a test does not depend on time_scale)
     hold_submit_names: str | None = None  # glob: SubmitJob creates the job, then its answer
     hold_submit_seconds: float = 30.0     # waits for POST /_fake/release (at most this, real)
+    throttle_submit_names: str | None = None   # glob: SubmitJob of such a name always 429
     auto_create_buckets: bool = True
 
     @classmethod

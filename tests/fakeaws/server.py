@@ -169,7 +169,12 @@ class FakeAWS:
             if op == "DescribeJobs":
                 stats.described_ids += len(req.get("jobs") or ())
             elif op == "SubmitJob":     # when each name was last asked for (even if refused)
-                stats.last_submit_at[str(req.get("jobName"))] = time.time()
+                name = str(req.get("jobName"))
+                stats.last_submit_at[name] = time.time()
+                refuse = self.config.throttle_submit_names
+                if refuse and fnmatch.fnmatchcase(name, refuse):
+                    stats.throttled[op] += 1
+                    return _json_error(429, "TooManyRequestsException", "Too Many Requests")
             out = self.batch.handle(op, req, len(body))
         except ApiError as e:
             return _json_error(e.status, e.code, e.message)
