@@ -1,10 +1,10 @@
 """The crash-point test's scenario and its checks (tests/e2e/test_crash_points.py).
 
-One project `p`, seven samples, three workflows on the fake AWS:
+One project `p`, eight samples, four workflows on the fake AWS:
 - `p/wf`: one sample per behaviour: success, app failure retried, OOM retried with more memory,
   spot reclaim, outputs missing (given up after 3 attempts), a LOST job (the test makes the fake
-  forget its first attempt while it runs) and one that fails 3 times, is given up and then
-  `batchctl resubmit`-ted (its 4th attempt succeeds).
+  forget its first attempt while it runs), a SubmitJob AWS rejects (given up at once) and one
+  that fails 3 times, is given up and then `batchctl resubmit`-ted (its 4th attempt succeeds).
 - `p/cx`: every job hangs on a 2-vCPU queue, so when it is cancelled attempts are RUNNING
   (TerminateJob) and RUNNABLE (CancelJob).
 - `p/cy`: every SubmitJob answer is held by the fake (`hold_submit_names`), so when it is
@@ -30,7 +30,8 @@ from batchctl.client import Client, CtlError
 from tests.e2e.aws_fixtures import _wf_path, analysis, samples_csv
 
 SAMPLES = {"ok": "success", "retry": "app_error_once", "oom": "oom_once", "spot": "spot_once",
-           "noout": "no_outputs", "lost": "hang_once", "resub": "app_error_x3"}
+           "noout": "no_outputs", "lost": "hang_once", "resub": "app_error_x3",
+           "reject": "not_a_behaviour"}    # the fake refuses this SubmitJob (HTTP 400)
 TARGETS = ("p/wf", "p/cx", "p/cy", "p/cz")
 CANCELLED_TARGETS = ("p/cx", "p/cy", "p/cz")
 FINISHED = ("COMPLETED", "FAILED", "CANCELLED")

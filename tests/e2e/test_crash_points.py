@@ -35,8 +35,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 KNOWN_DEFECTS: set[str] = set()
 
 # What the scenario must reach, or it no longer tests what it claims to (the lost job's lookup
-# by name, both cancels, the orphan TerminateJob, the resubmit).
-MUST_REACH = ("store.cancel_jobs:after", "store.resubmit_jobs:after", "store.mark_lost:after",
+# by name, the cancels, the TerminateJobs, the rejected SubmitJob, the resubmit).
+MUST_REACH = ("store.cancel_jobs:after", "store.fail_attempt:after", "store.resubmit_jobs:after", "store.mark_lost:after",
               "store.record_submitted:after", "backend.find_by_name:after",
               "backend.cancel:after", "backend.submit:after", "outputs.exists_many:after")
 
@@ -71,11 +71,11 @@ def _expected(outcome: Outcome) -> None:
     wf = {sample: state for (t, sample), state in outcome.states.items() if t == "p/wf"}
     assert wf == {"ok": "COMPLETED", "retry": "COMPLETED", "oom": "COMPLETED",
                   "spot": "COMPLETED", "noout": "FAILED", "lost": "COMPLETED",
-                  "resub": "COMPLETED"}, wf
+                  "resub": "COMPLETED", "reject": "FAILED"}, wf
     assert {s for (t, _), s in outcome.states.items() if t != "p/wf"} == {"CANCELLED"}
     tries = {sample: n for (t, sample), n in outcome.attempts.items() if t == "p/wf"}
     assert tries == {"ok": 1, "retry": 2, "oom": 2, "spot": 2, "noout": 3, "lost": 2,
-                     "resub": 4}, tries
+                     "resub": 4, "reject": 1}, tries
 
 
 def test_every_crash_point_is_survived(fake_aws_factory, aws_daemon_factory,  # noqa: F811
