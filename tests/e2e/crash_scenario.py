@@ -229,13 +229,13 @@ def check(run: Run) -> Outcome:
     states = {(t, j["sample"]): j["state"] for t, rows in jobs.items() for j in rows}
     stuck = {f"{t} {s}": v for (t, s), v in states.items() if v not in FINISHED}
     assert not stuck, f"jobs left non-terminal: {stuck}"
-    fake_jobs = run.fake.jobs(limit=100000)
-    active = sorted(j["jobName"] for j in fake_jobs if j["status"] in AWS_ACTIVE)
-    assert not active, f"jobs still active in AWS after the end: {active}"
     stats = run.fake.stats(names=True)
     created = stats["submits_by_name"]
     dup = sorted(n for n, k in created.items() if k > 1)
     assert not dup, f"SubmitJob created more than one job for {dup}"
+    fake_jobs = run.fake.jobs(limit=100000)
+    active = sorted(j["jobName"] for j in fake_jobs if j["status"] in AWS_ACTIVE)
+    assert not active, f"jobs still active in AWS after the end: {active}"
     late = {n: round(t - run.cancel_returned, 2) for n, t in stats["last_submit_at"].items()
             if n.startswith(("p-cx-", "p-cy-", "p-cz-")) and t > run.cancel_returned}
     assert not late, f"SubmitJob sent after its job was cancelled (s after): {late}"
