@@ -49,6 +49,18 @@ _EXIT_BY_STATUS = {
 }
 
 
+# Files bigger than this are checked against the daemon's limit before they are read.
+PRECHECK_BYTES = 1024 * 1024
+
+# Said after "this request accepts at most N bytes (setting S)", as the daemon says it.
+TOO_LARGE_HINT = "split the file, or ask an admin to raise that setting"
+
+
+def too_large_message(what: str, size: int, limit: int, setting: str) -> str:
+    return (f"{what} is {size:,} bytes; this request accepts at most {limit:,} bytes "
+            f"(setting {setting}); {TOO_LARGE_HINT}")
+
+
 class CtlError(Exception):
     """A failure to show the user as a one-line message (no traceback) with an exit code."""
 
@@ -192,11 +204,51 @@ class Client:
     def __init__(self, socket_path: str, timeout: float = DEFAULT_TIMEOUT) -> None:
         self.socket_path = socket_path
         self.timeout = timeout
+        self._limits: dict | None = None
+
+    # -- uploads ----------------------------------------------------------------------------
+    def upload_limit(self, kind: str) -> tuple[int, str] | None:
+        """(bytes, setting) the daemon accepts in the body of a `kind` upload ("metadata",
+        "definition", "jobdef"), asked once from /v1/ping; None if the daemon does not say."""
+        if self._limits is None:
+            try:
+                limits = self.get("/v1/ping").get("limits")
+            except CtlError:  # the request itself will meet (and report) the same trouble
+                limits = None
+            self._limits = limits if isinstance(limits, dict) else {}
+        key = f"{kind}_bytes"
+        route, overall = self._limits.get(key), self._limits.get("request_bytes")
+        if not isinstance(route, int):
+            return None
+        if isinstance(overall, int) and overall < route:
+            return overall, "max_request_bytes"
+        return route, f"limits.{key}"
+
+    def check_upload(self, kind: str, size: int, what: str = "the request body") -> None:
+        """Refuse here what the daemon would refuse with 413: sending it costs the time to read
+        and encode it, and a daemon that answers before reading it all may reset the
+        connection before batchctl reads the answer."""
+        limit = self.upload_limit(kind)
+        if limit is not None and size > limit[0]:
+            raise CtlError(too_large_message(what, size, *limit), EXIT_USAGE,
+                           code="payload_too_large", http_status=413)
+
+    def check_file(self, kind: str, path: str) -> None:
+        """A big file already over the limit is refused before it is read (its JSON encoding
+        is never smaller). A small one is read and checked locally first (UTF-8...) and its
+        body checked before sending; one that cannot be stat'ed is left to the reader."""
+        try:
+            size = os.stat(path).st_size
+        except OSError:
+            return
+        if size > PRECHECK_BYTES:
+            self.check_upload(kind, size, path)
 
     # -- public ---------------------------------------------------------------------------
     def request(self, method: str, path: str, body: Any = None,
-                query: Mapping[str, Any] | None = None) -> dict:
+                query: Mapping[str, Any] | None = None, upload: str | None = None) -> dict:
         """`method path` with an optional JSON `body` and `query`; return the JSON answer.
+        `upload` names the kind of file the body carries, to check it against its limit.
 
         Raises `CtlError` (with the exit code of the contract) for every failure.
         """
@@ -212,6 +264,8 @@ class Client:
             headers["Content-Type"] = "application/json; charset=utf-8"
         elif method.upper() in ("POST", "PUT", "PATCH"):
             payload = b""
+        if upload is not None and payload:
+            self.check_upload(upload, len(payload))
         status, raw = self._exchange(method.upper(), url, payload, headers)
         return self._decode(status, raw)
 
@@ -248,8 +302,8 @@ class Client:
     def get(self, path: str, query: Mapping[str, Any] | None = None) -> dict:
         return self.request("GET", path, query=query)
 
-    def post(self, path: str, body: Any = None) -> dict:
-        return self.request("POST", path, body=body)
+    def post(self, path: str, body: Any = None, upload: str | None = None) -> dict:
+        return self.request("POST", path, body=body, upload=upload)
 
     # -- internals ------------------------------------------------------------------------
     def _exchange(self, method: str, url: str, payload: bytes | None,
@@ -267,13 +321,24 @@ class Client:
                 head.append(f"Content-Length: {len(payload)}")
             head.append("Connection: close")
             request = ("\r\n".join(head) + "\r\n\r\n").encode("utf-8") + (payload or b"")
+            cut_short = False
             try:
                 sock.sendall(request)
             except (BrokenPipeError, ConnectionResetError):
                 # The daemon may have answered early (e.g. 413 payload too large) and closed:
                 # read that answer if there is one, else report the lost connection below.
-                pass
-            return read_http_answer(sock)
+                cut_short = True
+            try:
+                return read_http_answer(sock)
+            except ConnectionError as exc:
+                if cut_short and payload:
+                    raise CtlError(
+                        f"batchd closed the connection on {self.socket_path} before batchctl "
+                        f"had sent the {len(payload):,}-byte request ({method} "
+                        f"{url.split('?')[0]}), without an answer: the request is probably "
+                        "larger than the daemon accepts (its [limits] settings), or the daemon "
+                        "is shutting down.", EXIT_UNAVAILABLE) from exc
+                raise
         except TimeoutError as exc:
             raise CtlError(
                 f"batchd did not answer within {_fmt_seconds(self.timeout)} ({method} {url.split('?')[0]}). "

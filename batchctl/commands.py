@@ -108,11 +108,12 @@ def plural(n: int, word: str) -> str:
               help="column with the input files (default: file_name)")],
 )
 def cmd_import(ctx: Context, args: argparse.Namespace) -> int:
+    ctx.client.check_file("metadata", args.metadata)
     text = read_text(args.metadata)
     answer = ctx.client.post("/v1/projects", {
         "name": args.project, "metadata": text, "metadata_filename": args.metadata,
         "sample_col": args.sample_col, "file_col": args.file_col,
-    })
+    }, upload="metadata")
     project = answer.get("project") or {}
     samples = int(project.get("samples") or 0)
     columns = project.get("columns") or []
@@ -134,11 +135,12 @@ def cmd_import(ctx: Context, args: argparse.Namespace) -> int:
               help="the workflow definition (JSON)")],
 )
 def cmd_create(ctx: Context, args: argparse.Namespace) -> int:
+    ctx.client.check_file("definition", args.definition)
     text = read_text(args.definition)
     base_dir = os.path.dirname(os.path.abspath(args.definition))
     answer = ctx.client.post(f"/v1/projects/{path_segment(args.project)}/workflows", {
         "definition": text, "definition_filename": args.definition, "base_dir": base_dir,
-    })
+    }, upload="definition")
     wf = answer.get("workflow") or {}
     steps = wf.get("steps")
     steps = len(steps) if isinstance(steps, list) else int(steps or 0)
@@ -250,7 +252,8 @@ def _watch_seconds(text: str) -> float:
     help="show a workflow's progress (per step, or per job with --jobs)",
     description="Show how many jobs of a workflow are in each state, step by step. With --jobs "
                 "(or any of --state/--sample/--step) list the jobs themselves: sample, step, "
-                "state, attempt, backend job id, exit code and the reason of a failure. "
+                "state, attempt, backend job id, exit code and the reason of a failure (or "
+                "what the job waits for, e.g. AWS refusing batchd's credentials). "
                 "Steps are numbered from 0. Exit code 0 whatever the workflow's status, unless "
                 "--watch is given: then batchctl waits until the workflow ends and exits 0 if "
                 "it COMPLETED, 1 if it FAILED or was CANCELLED.",
@@ -317,26 +320,65 @@ def cmd_dashboard(ctx: Context, args: argparse.Namespace) -> int:
 
 
 # -- job definitions ---------------------------------------------------------------------------
+def _unique_keys(pairs: list) -> dict:
+    out: dict = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"the key {key!r} appears more than once in the same object; "
+                             "keep only one")
+        out[key] = value
+    return out
+
+
+def _bounded_int(text: str) -> int:
+    # the daemon stores 64-bit integers; Python's own refusal (4,300 digits) reads as a bug
+    if len(text.lstrip("-")) > 19 or abs(int(text)) > 2 ** 63 - 1:
+        raise ValueError(f"the number {text[:30]}... is too large; write the value you mean")
+    return int(text)
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(f"the number {text[:30]} is too large; write the value you mean")
+    return value
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not allowed in JSON; write a number")
+
+
 @command(
     "jobdef register",
     help="register a job definition from a JSON file",
     description="Register a job definition written in the AWS Batch RegisterJobDefinition "
                 "format (jobDefinitionName, type, containerProperties, ...). Registering the "
-                "same name again makes a new revision.",
+                "same name again makes a new revision. Reserved to root, the daemon's user "
+                "and members of the admin group (setting [access] admin_group): a job "
+                "definition carries an IAM role, privileged mode and host volumes (on the "
+                "local backend, a command run as the daemon's user); others get exit code 4.",
     example="batchctl jobdef register famli.json",
     args=[arg("file", metavar="FILE.json", help="the job definition")],
 )
 def cmd_jobdef_register(ctx: Context, args: argparse.Namespace) -> int:
+    ctx.client.check_file("jobdef", args.file)
     text = read_text(args.file)
     try:
-        spec = json.loads(text)
+        spec = json.loads(text, object_pairs_hook=_unique_keys, parse_int=_bounded_int,
+                          parse_float=_finite, parse_constant=_no_constant)
     except json.JSONDecodeError as exc:
         raise CtlError(f"{args.file} line {exc.lineno} column {exc.colno}: {exc.msg}",
                        EXIT_USAGE) from None
+    except RecursionError:
+        raise CtlError(f"{args.file}: the JSON is nested too deeply; a job definition needs "
+                       "a few levels", EXIT_USAGE) from None
+    except ValueError as exc:  # our hooks, and integers of more than 4,300 digits
+        raise CtlError(f"{args.file}: {exc}", EXIT_USAGE) from None
     if not isinstance(spec, dict):
         raise CtlError(f"{args.file}: expected a JSON object ({{...}}) describing the job "
                        "definition", EXIT_USAGE)
-    answer = ctx.client.post("/v1/jobdefs", {"spec": spec, "filename": args.file})
+    answer = ctx.client.post("/v1/jobdefs", {"spec": spec, "filename": args.file},
+                             upload="jobdef")
     ctx.print(f"Registered {answer.get('jobDefinitionName', '?')}:{answer.get('revision', '?')}")
     return EXIT_OK
 

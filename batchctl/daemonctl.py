@@ -64,6 +64,11 @@ def summary(status: dict) -> list[str]:
         lines.append(f"AWS API budget: {budget.get('rate')} of {budget.get('ceiling')} calls/s"
                      f" ({budget.get('waiting', 0)} waiting, {budget.get('throttles', 0)} "
                      f"throttled, {budget.get('cuts', 0)} rate cuts)")
+    problem = render.auth_problem(status.get("backend_auth"))
+    if problem:
+        lines.append(problem)
+        for op, refusal in sorted((status["backend_auth"].get("operations") or {}).items()):
+            lines.append(f"  {op}: {refusal.get('message')}")
     calls, throttles = status.get("api_calls") or {}, status.get("api_throttles") or {}
     if calls:
         lines.append("AWS API calls: " + ", ".join(
@@ -89,11 +94,12 @@ def summary(status: dict) -> list[str]:
 
 @command(
     "daemon status",
-    help="show batchd's health: database, loop lag, jobs, AWS API budget",
+    help="show batchd's health: database, loop lag, jobs, AWS credentials and API budget",
     description="Summarise the running daemon for a person: uptime, whether its state "
                 "database can take writes (exit code 8 if not: new work is refused), event "
-                "loop lag, jobs by state, the AWS API rate budget and calls, and the settings "
-                "in force (after any reload). Prometheus can scrape the same numbers from "
+                "loop lag, jobs by state, whether AWS refuses batchd's credentials (per "
+                "operation: the AWS code, since when, how many calls), the AWS API rate "
+                "budget and calls, and the settings in force (after any reload). Prometheus can scrape the same numbers from "
                 "GET /metrics on the socket.",
     example="batchctl daemon status\n"
             "batchctl daemon status --json",

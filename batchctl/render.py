@@ -192,6 +192,17 @@ def status_header(status: Mapping[str, Any]) -> str:
             f"{total:,} job{'s' if total != 1 else ''} ({progress})  {when}")
 
 
+def auth_problem(auth: Mapping[str, Any] | None) -> str | None:
+    """One line while AWS refuses batchd's credentials (daemon status, workflow status)."""
+    operations = (auth or {}).get("operations") or {}
+    if not operations:
+        return None
+    parts = [f"{op} ({r.get('aws_code') or 'no credentials'}, {r.get('count', 0):,} refused "
+             f"since {format_time(r.get('since'))})" for op, r in sorted(operations.items())]
+    return ("AWS REFUSES BATCHD'S CREDENTIALS for " + ", ".join(parts) + ": refresh the AWS "
+            "login/role batchd runs with; batchd retries (backing off) and carries on by itself")
+
+
 def status_table(status: Mapping[str, Any]) -> str:
     """Header line, then one row per step with counts per state, then a total row."""
     steps = list(status.get("steps") or [])
@@ -209,6 +220,9 @@ def status_table(status: Mapping[str, Any]) -> str:
     footer = [["TOTAL", "", "", "", *[wf_counts.get(c, 0) for c in cols], total]]
     align = "llll" + "r" * (len(cols) + 1)
     lines = [status_header(status), ""]
+    problem = auth_problem(status.get("backend_auth"))
+    if problem:
+        lines[1:1] = [problem]
     if not steps:
         lines.append("(this workflow has no steps)")
         return "\n".join(lines)
@@ -221,7 +235,8 @@ JOB_HEADERS = ("SAMPLE", "STEP", "STATE", "ATTEMPT", "JOB ID", "EXIT", "REASON")
 
 
 def job_reason(job: Mapping[str, Any]) -> str:
-    """'failure_class: reason', or 'skipped: outputs already present' for skipped jobs."""
+    """'failure_class: reason', or 'skipped: outputs already present' for skipped jobs; what
+    the job waits for right now (AWS refusing batchd's credentials) comes first."""
     failure_class = job.get("failure_class")
     reason = job.get("reason")
     if failure_class and reason:
@@ -230,6 +245,8 @@ def job_reason(job: Mapping[str, Any]) -> str:
         text = str(failure_class or reason or "")
     if not text and job.get("skipped"):
         text = "skipped: outputs already present"
+    if job.get("waiting_reason"):
+        text = f"{job['waiting_reason']} ({text})" if text else str(job["waiting_reason"])
     return truncate(text, REASON_WIDTH)
 
 

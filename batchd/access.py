@@ -7,6 +7,13 @@ the project's owner (the uid that imported it, from SO_PEERCRED, which a client 
 root, the daemon's own uid (a personal daemon serves just its user) and members of
 `settings.admin_group` (lab managers). Stopping the daemon is reserved to the last three.
 
+Registering a job definition (a new name or a new revision of one) is reserved to the last
+three as well, on both backends. On AWS a job definition carries an IAM job role, privileged
+mode and host volumes, and every workflow naming it runs the newest revision; on the local
+backend its command runs as the daemon's own user, who can rewrite the state database. Either
+way, whoever registers one acts with more than their own rights. A personal daemon is not
+affected: its user is the daemon's user. Listing job definitions stays open.
+
 Every mutating request, allowed or not, leaves one `audit` event (user, uid, action, target,
 outcome) written by `audit_middleware`, so the audit trail does not depend on each handler
 remembering to log.
@@ -100,6 +107,22 @@ class Policy:
         raise PermissionDenied(
             f"{caller.name or 'this caller'} may not {action} batchd: that is reserved to root, "
             f"the daemon's user and members of the {self.admin_group!r} group.", action=action)
+
+    def require_jobdef_admin(self, caller: Caller, *, backend: str) -> None:
+        if self.is_admin(caller):
+            return
+        who = (f"members of group {self.admin_group!r} (setting [access] admin_group)"
+               if self.admin_group else "root and the daemon's own user (setting [access] "
+               "admin_group is empty)")
+        power = _JOBDEF_POWER.get(backend, "more than its user's own rights")
+        raise PermissionDenied(
+            f"registering job definitions on the {backend} backend is limited to {who}; ask an "
+            f"admin. (A job definition carries {power}.)",
+            action="jobdef_register", backend=backend, admin_group=self.admin_group)
+
+
+_JOBDEF_POWER = {"aws": "an IAM job role, privileged mode and host volumes",
+                 "local": "a command that runs as the daemon's user"}
 
 
 def _user_label(uid: int | None, name: str | None) -> str:

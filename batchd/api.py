@@ -20,8 +20,12 @@ from aiohttp import web
 from . import __version__, access, limits, operations
 from .backends.base import Backend
 from .errors import BatchdError, InvalidInput, PayloadTooLarge
+from .naming import validate_name
+from .validation import (BODY_FIELDS, MAX_JSON_INT, MAX_MEMORY, MAX_TIMEOUT, MAX_VCPUS,
+                         check_fields, load_json)
 from .logs import get_logger
 from .model import JOB_STATES
+from .offload import HeavyWork
 from .peercred import Caller, caller_of
 from .settings import Settings
 from .store import Store
@@ -38,6 +42,8 @@ class Context:
     wake: Wakeups
     stop: asyncio.Event
     started_at: float = field(default_factory=time.time)
+    # Parsing and rendering of big imports/creates: a worker thread, one at a time.
+    heavy: HeavyWork = field(default_factory=HeavyWork.from_env)
     _queue_cache: dict[str, tuple[float, dict[str, Any]]] = field(default_factory=dict)
     _compute_cache: dict[int, tuple[float, Any, dict[str, float]]] = field(default_factory=dict)
 
@@ -103,7 +109,8 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
     except asyncio.CancelledError:
         raise
     except Exception:
-        log.exception("api_internal_error", method=request.method, path=request.path)
+        log.exception("api_internal_error", method=request.method,
+                      path=limits.shorten(request.path))
         return _json({"error": {"code": "internal", "message": "batchd hit an internal error; "
                                 "details are in the daemon's log"}}, status=500)
 
@@ -119,17 +126,16 @@ async def _body(request: web.Request) -> dict[str, Any]:
     route = getattr(request.match_info.handler, "__name__", "")
     limit, setting = limits.body_limit(_ctx(request).settings, route)
     raw = await limits.read_body(request, limit, setting)
-    try:
-        body = json.loads(raw) if raw else None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InvalidInput(f"the request body is not valid JSON: {limits.clip(str(exc))}"
-                           ) from None
+    if "Content-Type" in request.headers and request.content_type != "application/json":
+        raise InvalidInput(f"the request body is {limits.clip(request.content_type, 60)}; "
+                           "send JSON with the header Content-Type: application/json")
+    body = load_json(raw, where="the request body") if raw.strip() else None
     if not isinstance(body, dict):
-        raise InvalidInput("the request body must be a JSON object")
-    for key in ("name", "project", "workflow", "sample", "queue", "filename", "step"):
-        limits.check_name(f"request field {key!r}", body.get(key))
-    if isinstance(body.get("reason"), str) and len(body["reason"]) > 1024:
-        raise InvalidInput("request field 'reason' is longer than 1,024 characters; shorten it")
+        got = {list: "a JSON array", str: "a string", bool: "true/false", int: "a number",
+               float: "a number", type(None): "nothing"}.get(type(body), "null")
+        raise InvalidInput(f"the request body must be a JSON object ({{...}}), got {got}")
+    check_fields(body, BODY_FIELDS.get(route, {}))
+    limits.check_fields(body)
     return body
 
 
@@ -137,17 +143,44 @@ def _ctx(request: web.Request) -> Context:
     return request.app[CONTEXT]
 
 
+def _path_names(request: web.Request) -> None:
+    # An encoded '/' or a NUL decodes into a name no project can have: say so, rather than
+    # "not found" with advice to create a project of that name.
+    for kind in ("project", "workflow"):
+        if kind in request.match_info:
+            validate_name(kind, request.match_info[kind])
+
+
 async def _workflow(request: web.Request):
     """The workflow named by the route's {project}/{workflow} (NotFound names the missing one)."""
+    _path_names(request)
     return await _ctx(request).store.workflow(request.match_info["project"],
                                               request.match_info["workflow"])
+
+
+async def _filters(request: web.Request, workflow: Any, step: int | None,
+                   sample: str | None) -> None:
+    """A step or sample filter that matches nothing of this workflow is a typo: refuse it
+    rather than cancel, resubmit or list nothing."""
+    store = _ctx(request).store
+    if step is not None:
+        steps = len(await store.analyses(workflow["id"]))
+        if step >= steps:
+            raise InvalidInput(f"step {step} does not exist: {workflow['project_name']}/"
+                               f"{workflow['name']} has steps 0 to {steps - 1}", field="step")
+    if sample and not (await store.list_jobs(workflow["id"], sample=sample, limit=1))[0]:
+        raise InvalidInput(f"sample {limits.clip(sample, 80)} is not in project "
+                           f"{workflow['project_name']}; check the spelling (`batchctl status "
+                           f"{workflow['project_name']}/{workflow['name']} --jobs` lists them)",
+                           field="sample")
 
 
 async def _attempt_rows(request: web.Request) -> list[dict[str, Any]]:
     """Attempts of the route's workflow, filtered by the `sample` and `step` query."""
     workflow = await _workflow(request)
-    return await _ctx(request).store.job_attempts(
-        workflow["id"], sample=request.query.get("sample"), step=_int(request.query, "step"))
+    sample, step = request.query.get("sample"), _int(request.query, "step")
+    await _filters(request, workflow, step, sample)
+    return await _ctx(request).store.job_attempts(workflow["id"], sample=sample, step=step)
 
 
 def _caller(request: web.Request) -> Caller:
@@ -167,7 +200,8 @@ def _require_owner(request: web.Request, workflow: Any, action: str) -> Caller:
 async def ping(request: web.Request) -> web.Response:
     ctx = _ctx(request)
     return _json({"version": __version__, "backend": ctx.backend.name, "pid": os.getpid(),
-                  "started_at": ctx.started_at, "socket": str(ctx.settings.socket)})
+                  "started_at": ctx.started_at, "socket": str(ctx.settings.socket),
+                  "limits": limits.advertised(ctx.settings)})
 
 
 async def import_project(request: web.Request) -> web.Response:
@@ -175,7 +209,7 @@ async def import_project(request: web.Request) -> web.Response:
     caller = _caller(request)
     body = await _body(request)
     request[access.AUDIT_TARGET] = body.get("name")
-    result = await operations.import_project(ctx.store, body,
+    result = await operations.import_project(ctx.store, body, heavy=ctx.heavy,
                                              owner_uid=caller.uid, owner_name=caller.name)
     log.info("project_imported", project=result["name"], samples=result["samples"],
              user=caller.name, uid=caller.uid)
@@ -189,12 +223,19 @@ async def list_projects(request: web.Request) -> web.Response:
 async def create_workflow(request: web.Request) -> web.Response:
     ctx = _ctx(request)
     project = request.match_info["project"]
+    _path_names(request)
     caller = _caller(request)
     owner = await ctx.store.project(project)
     access.policy_of(request).require_owner(caller, action="create a workflow", project=project,
                                             owner_uid=owner["owner_uid"],
                                             owner_name=owner["owner_name"])
-    result = await operations.create_workflow(ctx.store, project, await _body(request))
+    body = await _body(request)
+    # Only the local registry is complete and free to read; on AWS a missing definition is
+    # a ClientException at SubmitJob (submit_rejected).
+    registered = (await ctx.backend.list_job_definitions()
+                  if ctx.backend.name == "local" else None)
+    result = await operations.create_workflow(ctx.store, project, body, heavy=ctx.heavy,
+                                              job_definitions=registered)
     log.info("workflow_created", project=project, workflow=result["name"],
              jobs=result["jobs"], user=caller.name, uid=caller.uid)
     return _json({"workflow": result}, status=201)
@@ -217,6 +258,8 @@ async def workflow_status(request: web.Request) -> web.Response:
     workflow = await _workflow(request)
     status = await ctx.store.workflow_status(workflow)
     status["compute"] = await ctx.compute_spent(workflow["id"], status)
+    auth = getattr(ctx.backend, "auth", None)
+    status["backend_auth"] = auth.snapshot() if auth is not None and auth.failing() else None
     return _json(status)
 
 
@@ -230,10 +273,17 @@ async def list_jobs(request: web.Request) -> web.Response:
         if state not in JOB_STATES:
             raise InvalidInput(f"unknown state {limits.clip(q['state'])}; states are: "
                                f"{', '.join(JOB_STATES)}")
+    await _filters(request, workflow, _int(q, "step"), q.get("sample") or None)
     jobs, next_cursor = await ctx.store.list_jobs(
         workflow["id"], state=state, sample=q.get("sample") or None,
-        step=_int(q, "step"), limit=min(_int(q, "limit") or 500, 1000),
+        step=_int(q, "step"), limit=min(_int(q, "limit", minimum=1) or 500, 1000),
         after=_int(q, "after") or 0)
+    auth = getattr(ctx.backend, "auth", None)
+    failing = auth is not None and auth.failing()
+    # Not stored: it holds exactly as long as the refusal does, and a job is never failed
+    # for it (backend_auth.py).
+    for job in jobs:
+        job["waiting_reason"] = auth.waiting_reason(job["state"]) if failing else None
     return _json({"jobs": jobs, "next": next_cursor})
 
 
@@ -246,13 +296,14 @@ async def cancel_jobs(request: web.Request) -> web.Response:
     if not isinstance(reason, str) or not reason.strip():
         raise InvalidInput("a reason is required to cancel jobs (it is recorded with each job "
                            "and sent to AWS Batch)")
+    await _filters(request, workflow, _opt_int(body, "step"), body.get("sample") or None)
     result = await ctx.store.cancel_jobs(workflow["id"], reason=reason.strip(),
                                          state=_state(body.get("status")),
                                          sample=body.get("sample") or None,
                                          step=_opt_int(body, "step"))
     ctx.wake.poller.set()
     log.info("jobs_cancelled", project=workflow["project_name"], workflow=workflow["name"],
-             user=caller.name, uid=caller.uid, reason=reason, **result)
+             user=caller.name, uid=caller.uid, reason=limits.shorten(reason), **result)
     return _json(result)
 
 
@@ -264,13 +315,15 @@ async def resubmit_jobs(request: web.Request) -> web.Response:
     queue = body.get("queue")
     if queue is not None and (not isinstance(queue, str) or not queue):
         raise InvalidInput("queue must be a job queue name")
+    await _filters(request, workflow, _opt_int(body, "step"), body.get("sample") or None)
     vcpus = body.get("vcpus")
-    if vcpus is not None and (not isinstance(vcpus, (int, float)) or vcpus <= 0):
-        raise InvalidInput("vcpus must be a positive number")
+    if vcpus is not None and (not isinstance(vcpus, (int, float)) or not 0 < vcpus <= MAX_VCPUS):
+        raise InvalidInput(f"vcpus must be a number greater than 0 and at most {MAX_VCPUS}, "
+                           f"got {limits.clip(vcpus)}")
     count = await ctx.store.resubmit_jobs(
         workflow["id"], state=_state(body.get("status")), sample=body.get("sample") or None,
-        step=_opt_int(body, "step"), memory=_opt_int(body, "memory", minimum=1),
-        vcpus=vcpus, queue=queue, timeout=_opt_int(body, "timeout", minimum=60),
+        step=_opt_int(body, "step"), memory=_opt_int(body, "memory", 1, MAX_MEMORY),
+        vcpus=vcpus, queue=queue, timeout=_opt_int(body, "timeout", 60, MAX_TIMEOUT),
         force=bool(body.get("force")))
     ctx.wake.checker.set()
     ctx.wake.submitter.set()
@@ -325,14 +378,18 @@ async def dashboard(request: web.Request) -> web.Response:
 async def register_jobdef(request: web.Request) -> web.Response:
     from .jobdefs import validate_job_definition
     ctx = _ctx(request)
+    caller = _caller(request)
     body = await _body(request)
     spec = body.get("spec")
+    name = spec.get("jobDefinitionName") if isinstance(spec, dict) else None
+    # the name is recorded first, so a refused attempt is audited with what it tried to register
+    request[access.AUDIT_TARGET] = limits.shorten(name) if isinstance(name, str) else None
+    access.policy_of(request).require_jobdef_admin(caller, backend=ctx.backend.name)
     if not isinstance(spec, dict):
         raise InvalidInput("request field 'spec' must be a JSON object (the job definition)")
-    spec = validate_job_definition(spec, filename=body.get("filename") or "job definition")
-    request[access.AUDIT_TARGET] = spec.get("jobDefinitionName")
+    spec = validate_job_definition(
+        spec, filename=limits.shorten(body.get("filename") or "job definition"))
     result = await ctx.backend.register_job_definition(spec)
-    caller = _caller(request)
     log.info("jobdef_registered", name=result["jobDefinitionName"],
              revision=result["revision"], user=caller.name, uid=caller.uid)
     return _json(result, status=201)
@@ -359,23 +416,30 @@ def _state(value: Any) -> str | None:
     return state
 
 
-def _opt_int(body: dict[str, Any], key: str, minimum: int = 0) -> int | None:
+def _opt_int(body: dict[str, Any], key: str, minimum: int = 0,
+             maximum: int = MAX_JSON_INT) -> int | None:
     value = body.get(key)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise InvalidInput(f"{key} must be a whole number >= {minimum}, got {limits.clip(value)}")
+    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
+        raise InvalidInput(f"{key} must be a whole number from {minimum} to {maximum:,}, got "
+                           f"{limits.clip(value)}")
     return value
 
 
-def _int(query, key: str) -> int | None:
+def _int(query, key: str, minimum: int = 0) -> int | None:
     value = query.get(key)
     if value in (None, ""):
         return None
     try:
-        return int(value)
+        number = int(value) if value.strip().lstrip("-").isdigit() and len(value) <= 20 else None
     except ValueError:
-        raise InvalidInput(f"query parameter {key!r} must be a whole number, got {limits.clip(value)}")
+        number = None
+    # SQLite holds 64-bit integers: a bigger one was an OverflowError (a 500) in the store
+    if number is None or not minimum <= number <= MAX_JSON_INT:
+        raise InvalidInput(f"query parameter {key!r} must be a whole number of at least "
+                           f"{minimum} (below 2^63), got {limits.clip(value)}", field=key)
+    return number
 
 
 def build_app(ctx: Context) -> web.Application:

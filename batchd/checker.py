@@ -16,6 +16,7 @@ import time
 
 from .backends.base import Backend
 from .failures import LOST, OUTPUTS_MISSING, FailedAttempt, RetryPolicy, decide
+from .limits import shorten
 from .logs import get_logger
 from .settings import Settings
 from .store import Store
@@ -122,5 +123,5 @@ class Checker:
             decisions.append((job["id"], job["current_attempt_id"], decision))
             self.log.warning("job_failed" if type(decision).__name__ == "GiveUp"
                              else "job_retrying", job=job["id"], failure_class=cls,
-                             reason=decision.reason)
+                             reason=shorten(decision.reason))
         await self.store.apply_failures(decisions)

@@ -9,7 +9,7 @@ import sys
 
 from . import __version__
 from .errors import InvalidInput, Unavailable
-from .logs import configure_logging, get_logger
+from .logs import configure_logging
 from .settings import load_settings
 
 EPILOG = """\
@@ -21,29 +21,41 @@ example:
   batchd --backend local --state-dir /tmp/demo --socket /tmp/demo/batchd.sock
   BATCHD_BACKEND=aws AWS_REGION=us-west-2 batchd --config ~/batchd.toml
 
+start-up checks: every value is converted and range-checked the same way from the file, the
+environment and these flags; the socket and state directory must be creatable and writable, the
+socket path at most 107 bytes, and on aws the profile must exist and the region be a region
+name. Any of these stops batchd with one line naming the setting, exit code 2, nothing created.
+
 exit codes: 0 stopped cleanly, 1 crashed, 2 bad configuration, 3 already running
 """
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, like every other bad setting (exit 2)
+        self.exit(2, f"batchd: {message}; see batchd --help\n")
+
+
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    # Values stay strings here: settings.py converts and range-checks them, with the same
+    # messages as for the TOML file and the BATCHD_* variables.
+    p = _Parser(
         prog="batchd", description="Run and monitor large numbers of jobs on AWS Batch or on "
         "this machine; control it with batchctl.", epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", dest="config_file", metavar="FILE", help="TOML config file")
     p.add_argument("--socket", metavar="PATH", help="control socket path")
     p.add_argument("--state-dir", metavar="DIR", help="where the database and local jobs live")
-    p.add_argument("--backend", choices=("local", "aws"), help="where jobs run (default local)")
-    p.add_argument("--poll-interval", type=float, metavar="SECONDS",
+    p.add_argument("--backend", metavar="{local,aws}", help="where jobs run (default local)")
+    p.add_argument("--poll-interval", metavar="SECONDS",
                    help="seconds between status polls of a job (default 30 aws, 1 local)")
-    p.add_argument("--rate-limit", type=float, metavar="TPS",
+    p.add_argument("--rate-limit", metavar="TPS",
                    help="ceiling for all AWS Batch API calls per second (default 40)")
-    p.add_argument("--max-in-flight", type=int, metavar="N",
+    p.add_argument("--max-in-flight", metavar="N",
                    help="default cap of submitted, unfinished jobs per queue (default 1000)")
-    p.add_argument("--local-vcpus", type=float, metavar="N", help="local backend capacity")
-    p.add_argument("--local-memory", type=int, metavar="MiB", help="local backend capacity")
-    p.add_argument("--log-format", choices=("auto", "json", "console"))
-    p.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
+    p.add_argument("--local-vcpus", metavar="N", help="local backend capacity")
+    p.add_argument("--local-memory", metavar="MiB", help="local backend capacity")
+    p.add_argument("--log-format", metavar="{auto,json,console}")
+    p.add_argument("--log-level", metavar="{debug,info,warning,error}")
     p.add_argument("--version", action="version", version=f"batchd {__version__}")
     return p
 
@@ -66,7 +78,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"batchd: {exc.message}", file=sys.stderr)
         sys.exit(3)
     except (InvalidInput, Unavailable) as exc:
-        get_logger().error("daemon_failed_to_start", error=exc.message)
+        # This one line is the whole report (journald keeps stderr): a log event as well
+        # would say it twice.
         print(f"batchd: {exc.message}", file=sys.stderr)
         sys.exit(2)
     sys.exit(code)

@@ -22,11 +22,11 @@ from typing import Awaitable, Callable
 
 from aiohttp import web
 
-from . import __version__, access, crashpoints, observe
+from . import __version__, access, crashpoints, observe, preflight
 from .api import Context, build_app
 from .backends.base import Backend
 from .checker import Checker
-from .errors import BatchdError, Unavailable
+from .errors import BatchdError, InvalidInput, PermanentBackendError, Unavailable
 from .logs import get_logger
 from .poller import Poller
 from .reload import Reloader
@@ -55,10 +55,22 @@ def make_backend(settings: Settings) -> Backend:
                         memory=settings.local_memory, log=get_logger(component="local"))
 
 
-def lock_state_dir(state_dir: Path) -> int:
+def _unusable(name: str, path: Path, exc: OSError) -> InvalidInput:
+    """An OSError while creating the socket or state directory: a bad setting, exit 2."""
+    return preflight.fail(name, f"cannot use {path}: {exc.strerror or exc}",
+                          f"fix its permissions or type, or choose another {name}")
+
+
+def lock_state_dir(state_dir: Path, undo: preflight.Undo | None = None) -> int:
     """One daemon per state directory: two would both submit the same jobs."""
-    state_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
-    fd = os.open(state_dir / "batchd.lock", os.O_RDWR | os.O_CREAT, 0o640)
+    try:
+        if undo is not None:
+            undo.mkdir(state_dir, 0o750)
+        else:
+            state_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
+        fd = os.open(state_dir / "batchd.lock", os.O_RDWR | os.O_CREAT, 0o640)
+    except OSError as exc:
+        raise _unusable("state_dir", state_dir, exc) from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -66,14 +78,22 @@ def lock_state_dir(state_dir: Path) -> int:
         os.close(fd)
         raise AlreadyRunning(f"another batchd (pid {holder}) is already using the state "
                              f"directory {state_dir}; stop it first or use another --state-dir")
+    if undo is not None:
+        undo.locked = True
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
     return fd
 
 
-def claim_socket(path: Path) -> None:
+def claim_socket(path: Path, undo: preflight.Undo | None = None) -> None:
     """Replace a stale socket left by a crashed daemon; refuse to steal a live one."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
+    try:
+        if undo is not None:
+            undo.mkdir(path.parent, 0o750)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
+    except OSError as exc:
+        raise _unusable("socket", path.parent, exc) from None
     try:
         mode = path.lstat().st_mode
     except FileNotFoundError:
@@ -91,6 +111,8 @@ def claim_socket(path: Path) -> None:
         return
     finally:
         probe.close()
+    if undo is not None:
+        undo.contested = True
     raise AlreadyRunning(f"another batchd is already answering on {path}; stop it first "
                          "(`batchctl daemon stop`) or use another --socket")
 
@@ -180,14 +202,33 @@ async def serve(settings: Settings, *, notify: Callable[[str], None] | None = No
     # (a `systemctl reload` racing start-up must not look like a crash).
     hup = asyncio.Event()
     loop.add_signal_handler(signal.SIGHUP, hup.set)
-    lock_fd = lock_state_dir(settings.state_dir)
-    claim_socket(settings.socket)
-    store = await Store.open(settings.database)
-    backend = make_backend(settings)
-    crashpoints.install(store, backend)  # TEST-ONLY; no-op unless BATCHD_CRASH_AT/_LOG set
+    preflight.check(settings)   # a bad setting must stop us before anything is created
+    undo = preflight.Undo(settings)
+    lock_fd: int | None = None
+    store: Store | None = None
+    backend: Backend | None = None
     runner: web.AppRunner | None = None
+    socket_ours = ready = False
     try:
-        await backend.start()
+        lock_fd = lock_state_dir(settings.state_dir, undo)
+        claim_socket(settings.socket, undo)
+        socket_ours = True   # absent or stale: whatever is at that path now is this start's
+        try:
+            store = await Store.open(settings.database)
+        except Unavailable as exc:   # read-only, full, or not a database file
+            raise InvalidInput(f"state_dir: {exc.message}") from None
+        backend = make_backend(settings)
+        auth = getattr(backend, "auth", None)     # refused credentials' back-off starts at the
+        if auth is not None:                      # poll interval (backend_auth.py)
+            auth.base = settings.effective_poll_interval
+        crashpoints.install(store, backend)  # TEST-ONLY; no-op unless BATCHD_CRASH_AT/_LOG set
+        try:
+            await backend.start()
+        except PermanentBackendError as exc:   # e.g. no region: configuration, not a crash
+            raise InvalidInput(f"backend {settings.backend}: {exc.message}") from None
+        except OSError as exc:   # the local backend's directories inside the state dir
+            raise _unusable("state_dir", Path(exc.filename or settings.state_dir),
+                            exc) from None
         unknown = await store.mark_all_submitting_unknown(time.time() + SETTLE_SECONDS)
         stop, wake = asyncio.Event(), Wakeups()
         ctx = Context(store=store, backend=backend, settings=settings, wake=wake, stop=stop)
@@ -197,7 +238,10 @@ async def serve(settings: Settings, *, notify: Callable[[str], None] | None = No
         runner = web.AppRunner(app, handle_signals=False, access_log=None)
         await runner.setup()
         site = web.UnixSite(runner, str(settings.socket))
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            raise _unusable("socket", settings.socket, exc) from None
         os.chmod(settings.socket, 0o660)
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
@@ -210,6 +254,8 @@ async def serve(settings: Settings, *, notify: Callable[[str], None] | None = No
         def follow(new: Settings) -> None:  # holders not covered by `.settings = new`
             app[access.POLICY].admin_group = new.admin_group
             stuck.interval = new.stuck_interval
+            if auth is not None:
+                auth.base = new.effective_poll_interval
 
         reloader = Reloader(settings, flags or {},
                             holders=(submitter, poller, checker, stuck, ctx), backend=backend,
@@ -220,6 +266,7 @@ async def serve(settings: Settings, *, notify: Callable[[str], None] | None = No
                  pid=os.getpid(), submits_to_reconcile=unknown)
         if notify:
             notify("READY=1")
+        ready = True
         stopping_sent: list[bool] = []
         crashed = await supervise(
             {name: survive_full_disk(name, fn, stop) for name, fn in
@@ -235,9 +282,16 @@ async def serve(settings: Settings, *, notify: Callable[[str], None] | None = No
         started = time.monotonic()
         if runner is not None:
             await runner.cleanup()
-        with contextlib.suppress(FileNotFoundError):
-            settings.socket.unlink()
-        await backend.close()
-        await store.close()
-        os.close(lock_fd)
-        log.info("daemon_stopped", seconds=round(time.monotonic() - started, 3))
+        if socket_ours:   # never another daemon's live socket
+            with contextlib.suppress(FileNotFoundError):
+                settings.socket.unlink()
+        if backend is not None:
+            await backend.close()
+        if store is not None:
+            await store.close()
+        if not ready:
+            undo.run()   # while the lock is still ours
+        if lock_fd is not None:
+            os.close(lock_fd)
+        if ready:
+            log.info("daemon_stopped", seconds=round(time.monotonic() - started, 3))

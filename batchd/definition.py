@@ -20,8 +20,9 @@ from typing import Any
 
 from .definition_parser import SUBMIT_PAYLOAD_LIMIT, Analysis, Parser, payload_size
 from .errors import InvalidInput
+from .limits import clip
 from .templates import TemplateError, render
-from .validation import MIN_TIMEOUT
+from .validation import MIN_TIMEOUT, load_json
 
 __all__ = ["MIN_TIMEOUT", "SUBMIT_PAYLOAD_LIMIT", "Analysis", "RenderedJob", "WorkflowDefinition",
            "parse_definition", "render_job"]
@@ -44,7 +45,9 @@ class RenderedJob:
 
 def _syntax_error(text: str, filename: str, exc: json.JSONDecodeError) -> InvalidInput:
     hints = []
-    if re.search(r"^\s*(#|//)", text, re.MULTILINE):
+    # [ \t]*, not \s*: \s* crosses line ends, so every line start rescanned all the blank
+    # lines after it and a definition of a million newlines held the event loop for hours.
+    if re.search(r"^[ \t]*(#|//)", text, re.MULTILINE):
         hints.append("definitions must be strict JSON: remove comments (# or // lines)")
     if re.search(r",\s*[}\]]", text):
         hints.append("remove trailing commas before a closing } or ]")
@@ -62,34 +65,11 @@ def _syntax_error(text: str, filename: str, exc: json.JSONDecodeError) -> Invali
 
 
 def _load(text: str, filename: str) -> Any:
-    duplicates: list[str] = []
-
-    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for key, value in items:
-            if key in out:
-                duplicates.append(key)
-            out[key] = value
-        return out
-
-    def constant(name: str) -> Any:
-        raise InvalidInput(f"{filename}: {name} is not allowed in JSON; write a number",
-                           file=filename)
-
     if not text.strip():
         raise InvalidInput(f"{filename} is empty; a workflow definition is a JSON object with "
                            "workflow_name and analyses", file=filename)
-    try:
-        data = json.loads(text.lstrip("\ufeff"), object_pairs_hook=pairs,
-                          parse_constant=constant)
-    except json.JSONDecodeError as exc:
-        raise _syntax_error(text.lstrip("\ufeff"), filename, exc) from None
-    if duplicates:
-        names = ", ".join(repr(k) for k in dict.fromkeys(duplicates))
-        raise InvalidInput(f"{filename}: the key {names} appears more than once in the same "
-                           "object; keep only one (JSON readers disagree on which one wins)",
-                           file=filename, keys=sorted(set(duplicates)))
-    return data
+    return load_json(text, where=filename,
+                     on_syntax_error=lambda text, exc: _syntax_error(text, filename, exc))
 
 
 def parse_definition(text: str, *, filename: str, available_fields: Iterable[str]
@@ -121,7 +101,7 @@ def render_job(analysis: Analysis, values: Mapping[str, str]) -> RenderedJob:
         if not output or output.isspace():
             raise InvalidInput(
                 f"sample {sample!r}: analyses[{analysis.step}].outputs[{i}] "
-                f"({analysis.outputs[i]!r}) is empty for this sample; fill in the metadata "
+                f"({clip(analysis.outputs[i])}) is empty for this sample; fill in the metadata "
                 "columns it uses", sample=sample, step=analysis.step)
     # Cheap bound first: JSON escaping grows a character to at most 12 bytes and each entry
     # adds under 64 bytes of syntax, so most jobs never pay for the exact measurement.

@@ -14,10 +14,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .limits import shorten
 from .naming import NAME_RE, NAME_RULES
-from .templates import TemplateError, validate_template
-from .validation import (MIN_TIMEOUT, Problems, env_name_problem, is_number, number_text, show,
-                         text_to_float)
+from .templates import TemplateError, template_fields, validate_template
+from .validation import (MAX_ATTEMPTS, MAX_FACTOR, MAX_MEMORY, MAX_PROBLEMS, MAX_SPOT_ATTEMPTS,
+                         MAX_TIMEOUT, MAX_VCPUS, MIN_TIMEOUT, Problems, env_name_problem, is_number,
+                         number_text, show, text_to_float)
 
 # AWS SubmitJob rejects requests whose parameters and overrides exceed 30 KiB.
 SUBMIT_PAYLOAD_LIMIT = 30 * 1024
@@ -25,6 +27,7 @@ SUBMIT_PAYLOAD_LIMIT = 30 * 1024
 JOBDEF_RE = re.compile(r"arn:\S+|[A-Za-z0-9][A-Za-z0-9_-]{0,127}(:[1-9][0-9]*)?")
 QUEUE_RE = re.compile(r"arn:\S+|[A-Za-z0-9_-]{1,128}")
 PARAM_NAME_RE = re.compile(r"[A-Za-z0-9_-]{1,128}")
+_LARGEST = "the largest EC2 instance has 448 vCPUs and 24 TiB; is a digit too many?"
 
 TOP_KEYS = ("workflow_name", "analyses", "description")
 ANALYSIS_KEYS = ("job_definition", "queue", "outputs", "parameters", "containerOverrides",
@@ -81,7 +84,7 @@ class Parser:
 
     def __init__(self, filename: str, fields: Iterable[str]) -> None:
         self.filename = filename
-        self.fields = sorted(set(fields))
+        self.fields = frozenset(fields)
         self.problems = Problems(filename)
 
     # ------------------------------------------------------------------ small checks
@@ -108,7 +111,13 @@ class Parser:
                                     f"\"{{sample_name}}\"), got {show(value)}")
             return None
         try:
-            validate_template(value, self.fields, where=f"{self.filename}: {path}")
+            if len(self.problems.shown) >= MAX_PROBLEMS:
+                # counted, not shown: skip the message (a sort of every column, a did-you-mean)
+                if not self.fields.issuperset(template_fields(value)):
+                    self.problems.count += 1
+                    return None
+                return value
+            validate_template(value, self.fields, where=f"{self.filename}: {shorten(path)}")
         except TemplateError as exc:
             self.problems.note(exc.message)
             return None
@@ -118,11 +127,14 @@ class Parser:
         """A parameter or environment value: a template, or a number turned into text."""
         return number_text(raw) if is_number(raw) else self.template(raw, path)
 
-    def whole(self, value: Any, path: str, *, minimum: int, unit: str, example: int
-              ) -> int | None:
-        if _is_whole(value) and value >= minimum:
+    def whole(self, value: Any, path: str, *, minimum: int, unit: str, example: int,
+              maximum: int, why: str) -> int | None:
+        if _is_whole(value) and minimum <= value <= maximum:
             return int(value)
-        if _is_whole(value):
+        if _is_whole(value) and value > maximum:
+            self.problems.add(path, f"must be at most {maximum:,} {unit} ({why}), got "
+                                    f"{show(value)}")
+        elif _is_whole(value):
             self.problems.add(path, f"must be at least {minimum} {unit}, got {show(value)}")
         else:
             self.problems.add(path, f"expected a whole number of {unit} (e.g. {example}), got "
@@ -130,7 +142,11 @@ class Parser:
         return None
 
     def number(self, value: Any, path: str, *, minimum: float, strict: bool, what: str,
-               example: str) -> float | None:
+               example: str, maximum: float, why: str) -> float | None:
+        if is_number(value) and value > maximum:
+            self.problems.add(path, f"expected {what} of at most {maximum:g} ({why}), got "
+                                    f"{show(value)}")
+            return None
         if is_number(value) and (value > minimum if strict else value >= minimum):
             return float(value)
         bound = f"greater than {minimum:g}" if strict else f"at least {minimum:g}"
@@ -255,10 +271,11 @@ class Parser:
         vcpus = memory = None
         if "vcpus" in value:
             vcpus = self.number(value["vcpus"], f"{path}.vcpus", minimum=0, strict=True,
-                                what="a number of vCPUs", example="16")
+                                what="a number of vCPUs", example="16", maximum=MAX_VCPUS,
+                                why=_LARGEST)
         if "memory" in value:
             memory = self.whole(value["memory"], f"{path}.memory", minimum=1, unit="MiB",
-                                example=8000)
+                                example=8000, maximum=MAX_MEMORY, why=_LARGEST)
         if "resourceRequirements" in value:
             vcpus, memory = self.requirements(value["resourceRequirements"],
                                               f"{path}.resourceRequirements", value, vcpus,
@@ -304,14 +321,16 @@ class Parser:
                 continue
             number = text_to_float(amount)
             if kind == "VCPU":
-                if number is None or not number > 0:
+                if number is None or not 0 < number <= MAX_VCPUS:
                     self.problems.add(f"{where}.value", f"expected a number of vCPUs greater "
-                                                        f"than 0 (e.g. \"4\"), got {show(amount)}")
+                                                        f"than 0 and at most {MAX_VCPUS} (e.g. "
+                                                        f"\"4\"), got {show(amount)}")
                 else:
                     vcpus = number
-            elif number is None or not number.is_integer() or number < 1:
-                self.problems.add(f"{where}.value", f"expected a whole number of MiB (e.g. "
-                                                    f"\"8000\"), got {show(amount)}")
+            elif number is None or not number.is_integer() or not 1 <= number <= MAX_MEMORY:
+                self.problems.add(f"{where}.value", f"expected a whole number of MiB from 1 to "
+                                                    f"{MAX_MEMORY:,} (e.g. \"8000\"), got "
+                                                    f"{show(amount)}")
             else:
                 memory = int(number)
         return vcpus, memory
@@ -350,7 +369,8 @@ class Parser:
                                         f"{{\"attemptDurationSeconds\": N}}, got {show(raw)}")
                 return None
             raw, path = raw["attemptDurationSeconds"], f"{path}.attemptDurationSeconds"
-        return self.whole(raw, path, minimum=MIN_TIMEOUT, unit="seconds", example=3600)
+        return self.whole(raw, path, minimum=MIN_TIMEOUT, unit="seconds", example=3600,
+                          maximum=MAX_TIMEOUT, why="a month; a longer run should checkpoint")
 
     def retry(self, raw: Any, path: str) -> dict | None:
         raw = self.object(raw, path, "an object such as {\"max_attempts\": 3}")
@@ -358,15 +378,18 @@ class Parser:
             return None
         self.keys(raw, RETRY_KEYS, path)
         out: dict[str, Any] = {}
-        for key in ("max_attempts", "spot_attempts"):
+        for key, most in (("max_attempts", MAX_ATTEMPTS), ("spot_attempts", MAX_SPOT_ATTEMPTS)):
             if key in raw:
                 out[key] = self.whole(raw[key], f"{path}.{key}", minimum=1, unit="attempts",
-                                      example=3)
+                                      example=3, maximum=most,
+                                      why="each attempt is paid for; fix what fails instead")
         for key in ("memory_factor", "timeout_factor"):
             if key in raw:
                 out[key] = self.number(raw[key], f"{path}.{key}", minimum=1, strict=False,
-                                       what="a factor", example="2")
+                                       what="a factor", example="2", maximum=MAX_FACTOR,
+                                       why="the cap max_memory bounds the growth anyway")
         if "max_memory" in raw:
             out["max_memory"] = self.whole(raw["max_memory"], f"{path}.max_memory", minimum=1,
-                                           unit="MiB", example=256000)
+                                           unit="MiB", example=256000, maximum=MAX_MEMORY,
+                                           why=_LARGEST)
         return out

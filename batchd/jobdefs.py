@@ -9,14 +9,15 @@ are reported together.
 from __future__ import annotations
 
 import copy
+import difflib
 import functools
 import re
 from collections.abc import Mapping
 from typing import Any
 
 from .errors import InvalidInput
-from .validation import (MIN_TIMEOUT, Problems, env_name_problem, is_number, number_text, show,
-                         text_to_float)
+from .validation import (MAX_MEMORY, MAX_TIMEOUT, MAX_VCPUS, MIN_TIMEOUT, Problems,
+                         env_name_problem, is_number, number_text, show, text_to_float)
 
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
 
@@ -31,6 +32,27 @@ CONTAINER_KEYS = ("image", "vcpus", "memory", "command", "jobRoleArn", "executio
                   "fargatePlatformConfiguration", "ephemeralStorage", "runtimePlatform",
                   "repositoryCredentials", "enableExecuteCommand")
 RESOURCE_TYPES = ("VCPU", "MEMORY", "GPU")
+_LARGEST = "the largest EC2 instance has 448 vCPUs and 24 TiB"
+# AWS's rule for containerProperties.image (255 letters, digits, - _ : . / #) plus '@' for a
+# digest (name@sha256:...).
+IMAGE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/#@-]{0,254}")
+
+
+def _image_problem(image: Any) -> str | None:
+    if not isinstance(image, str) or not image:
+        return f"expected an image name such as \"ubuntu:22.04\", got {show(image)}"
+    if "://" in image:
+        return (f"{show(image)} is a URL; an image is [REGISTRY/]REPOSITORY[:TAG], e.g. "
+                f"\"{image.split('://', 1)[1] or 'ubuntu:22.04'}\"")
+    if IMAGE_RE.fullmatch(image) and not image.endswith((":", "/", "@")):
+        return None
+    if len(image) > 255:
+        return f"is {len(image):,} characters long; AWS accepts at most 255"
+    bad = sorted({c for c in image if not re.fullmatch(r"[A-Za-z0-9._:/#@-]", c)})
+    why = (f"contains {', '.join(repr(c) for c in bad[:5])}" if bad else
+           "must start with a letter or digit and not end with ':', '/' or '@'")
+    return (f"{show(image)} is not an image name: it {why}; write [REGISTRY/]REPOSITORY[:TAG], "
+            "e.g. \"python:3.11-slim\"")
 
 
 def validate_job_definition(spec: dict, *, filename: str) -> dict:
@@ -59,9 +81,10 @@ def validate_job_definition(spec: dict, *, filename: str) -> dict:
         seconds = timeout.get("attemptDurationSeconds") if isinstance(timeout, dict) else None
         if not isinstance(timeout, dict) or set(timeout) != {"attemptDurationSeconds"} or \
                 not isinstance(seconds, int) or isinstance(seconds, bool) or \
-                seconds < MIN_TIMEOUT:
+                not MIN_TIMEOUT <= seconds <= MAX_TIMEOUT:
             check.add("timeout", f"expected {{\"attemptDurationSeconds\": N}} with N a whole "
-                                 f"number of seconds >= {MIN_TIMEOUT}, got {show(timeout)}")
+                                 f"number of seconds from {MIN_TIMEOUT} to {MAX_TIMEOUT:,} (a "
+                                 f"month), got {show(timeout)}")
     if "retryStrategy" in spec:
         retry = spec["retryStrategy"]
         attempts = retry.get("attempts", 1) if isinstance(retry, dict) else None
@@ -89,21 +112,25 @@ def _container(spec: dict, check: Problems) -> dict:
             not all(isinstance(arg, str) for arg in command):
         check.add(f"{path}.command", f"expected a non-empty list of strings such as "
                                      f"[\"run.sh\", \"Ref::input\"], got {show(command)}")
-    if "image" in spec and not (isinstance(spec["image"], str) and spec["image"]):
-        check.add(f"{path}.image", f"expected an image name, got {show(spec['image'])}")
+    if "image" in spec:
+        problem = _image_problem(spec["image"])
+        if problem:
+            check.add(f"{path}.image", problem)
     vcpus = memory = None
     if "vcpus" in spec:
         vcpus = spec["vcpus"]
         # The legacy field is an Integer in the AWS API; fractions need resourceRequirements.
-        if not isinstance(vcpus, int) or isinstance(vcpus, bool) or vcpus < 1:
-            check.add(f"{path}.vcpus", f"expected a whole number of vCPUs >= 1, got "
-                                       f"{show(vcpus)} (fractional vCPUs go in "
-                                       "resourceRequirements)")
+        if not isinstance(vcpus, int) or isinstance(vcpus, bool) or not 1 <= vcpus <= MAX_VCPUS:
+            check.add(f"{path}.vcpus", f"expected a whole number of vCPUs from 1 to "
+                                       f"{MAX_VCPUS}, got {show(vcpus)} (fractional vCPUs go "
+                                       f"in resourceRequirements; {_LARGEST})")
     if "memory" in spec:
         memory = spec["memory"]
-        if not isinstance(memory, int) or isinstance(memory, bool) or memory < 1:
-            check.add(f"{path}.memory", f"expected a whole number of MiB (e.g. 8000), got "
-                                        f"{show(memory)}")
+        if not isinstance(memory, int) or isinstance(memory, bool) or \
+                not 1 <= memory <= MAX_MEMORY:
+            check.add(f"{path}.memory", f"expected a whole number of MiB from 1 to "
+                                        f"{MAX_MEMORY:,} (e.g. 8000), got {show(memory)} "
+                                        f"({_LARGEST})")
     if "resourceRequirements" in spec:
         reqs = spec["resourceRequirements"]
         if not isinstance(reqs, list):
@@ -129,8 +156,10 @@ def _container(spec: dict, check: Problems) -> dict:
                 continue
             number = text_to_float(text)
             whole = kind != "VCPU"
-            if number is None or number <= 0 or (whole and not number.is_integer()):
-                want = "a number greater than 0" if not whole else "a whole number >= 1"
+            most = {"VCPU": MAX_VCPUS, "MEMORY": MAX_MEMORY}.get(kind, 64)
+            if number is None or not 0 < number <= most or (whole and not number.is_integer()):
+                want = (f"a number greater than 0 and at most {most:,}" if not whole else
+                        f"a whole number from 1 to {most:,}")
                 check.add(f"{where}.value", f"expected {want} as a string (e.g. "
                                             f"\"{'4' if kind != 'MEMORY' else '8000'}\"), got "
                                             f"{show(value)}")
@@ -223,3 +252,56 @@ def resources(container_properties: dict) -> tuple[float | None, int | None]:
             memory = req.get("value")
     return (float(vcpus) if vcpus is not None else None,
             int(float(memory)) if memory is not None else None)
+
+
+def _find(ref: str, registered: list[dict[str, Any]]) -> tuple[dict[str, Any] | None, str]:
+    """The registered definition a workflow's job_definition names, else (None, why)."""
+    name = ref.rsplit("/", 1)[-1] if ref.startswith("arn:") else ref
+    name, _, rev = name.partition(":")
+    revisions = {jd.get("revision"): jd for jd in registered
+                 if jd.get("jobDefinitionName") == name}
+    if revisions and not rev:
+        return revisions[max(revisions)], ""
+    if rev.isdigit() and int(rev) in revisions:
+        return revisions[int(rev)], ""
+    if revisions:
+        known = ", ".join(str(r) for r in sorted(revisions))
+        return None, (f"{name} has no revision {rev} (revisions: {known}); use one of them or "
+                      f"just {name!r} for the newest")
+    names = sorted({str(jd.get("jobDefinitionName")) for jd in registered})
+    close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    shown = ", ".join(names[:20]) + (", ..." if len(names) > 20 else "") or "none yet"
+    return None, (f"{show(ref)} is not registered; {hint}register it with `batchctl jobdef "
+                  f"register FILE.json` (registered: {shown})")
+
+
+def check_references(analyses: Any, registered: list[dict[str, Any]], *, filename: str) -> None:
+    """Every step's job definition exists and every Ref:: in the command it runs gets a value.
+
+    A placeholder left unfilled is passed to the program as the literal text "Ref::name" (AWS
+    does the same), so the job fails, or worse runs on a wrong argument, once per sample.
+    """
+    check = Problems(filename)
+    for analysis in analyses:
+        path = f"analyses[{analysis.step}]"
+        jd, why = _find(analysis.job_definition, registered)
+        if jd is None:
+            check.add(f"{path}.job_definition", why)
+            continue
+        command = analysis.command
+        if command is None:
+            command = (jd.get("containerProperties") or {}).get("command") or []
+        given = {**(jd.get("parameters") or {}), **analysis.parameters}
+        filled = fill_command([str(arg) for arg in command], {k: "" for k in given})
+        missing = dict.fromkeys(m for arg in filled for m in _REF_NAME.findall(arg))
+        for name in missing:
+            check.add(f"{path}.parameters",
+                      f"the command of job definition {jd.get('jobDefinitionName')} uses "
+                      f"Ref::{name}, which has no default there and no value here; add "
+                      f"\"{name}\": \"...\" to {path}.parameters (or a default to the job "
+                      "definition's parameters)")
+    check.raise_if_any()
+
+
+_REF_NAME = re.compile(r"Ref::([A-Za-z0-9_-]*)")

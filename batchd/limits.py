@@ -3,7 +3,9 @@
 Every name in a path or query string is checked by length before a handler runs, and every
 body against the byte limit of its route before it is read (Content-Length) and while it is
 read (chunked bodies), so an oversized request is answered 413 at once instead of being
-parsed. `clip` is the one way user input goes back into an error message or the log.
+parsed; names, paths and the cancel reason in a JSON body are length-checked before its
+handler runs. `clip` (or `shorten`) is the one way user input goes back into an error message
+or the log: one value is never quoted beyond MAX_ECHO characters.
 """
 
 from __future__ import annotations
@@ -16,6 +18,9 @@ from .errors import InvalidInput, PayloadTooLarge
 
 MAX_NAME = 256       # project, workflow, sample, step, queue... (names are 64; room for a hint)
 MAX_QUERY = 4096     # a whole query string
+MAX_PATH = 4096      # a file or directory name the client sends (PATH_MAX on Linux)
+MAX_REASON = 1024    # a cancel reason, as stored and sent to AWS
+TOO_LARGE_HINT = "split the file, or ask an admin to raise that setting"  # batchctl says it too
 MAX_ECHO = 200       # characters of user input ever echoed back or logged
 
 
@@ -38,6 +43,35 @@ def check_name(field: str, value: Any) -> None:
     if isinstance(value, str) and len(value) > MAX_NAME:
         raise InvalidInput(f"{field} is {len(value):,} characters long; names are at most "
                            f"{MAX_NAME} characters", field=field)
+
+
+def check_path(field: str, value: Any) -> None:
+    if isinstance(value, str) and len(value) > MAX_PATH:
+        raise InvalidInput(f"{field} is {len(value):,} characters long; paths are at most "
+                           f"{MAX_PATH:,} characters", field=field)
+
+
+def check_fields(body: dict[str, Any]) -> None:
+    """The names, paths and reason of a JSON body, before a handler sees them."""
+    for key in ("name", "project", "workflow", "sample", "queue", "step", "sample_col",
+                "file_col"):
+        check_name(f"request field {key!r}", body.get(key))
+    for key in ("filename", "metadata_filename", "definition_filename", "base_dir"):
+        check_path(f"request field {key!r}", body.get(key))
+    reason = body.get("reason")
+    if isinstance(reason, str) and len(reason) > MAX_REASON:
+        raise InvalidInput(f"request field 'reason' is {len(reason):,} characters long; at "
+                           f"most {MAX_REASON:,} are kept, shorten it")
+
+
+def advertised(settings: Any) -> dict[str, int]:
+    """The body limits, for /v1/ping: batchctl checks an upload against them before sending
+    it (a refused 64 MB body would otherwise be read, encoded and pushed into a socket that
+    is already closing)."""
+    return {"metadata_bytes": settings.limit_metadata_bytes,
+            "definition_bytes": settings.limit_definition_bytes,
+            "jobdef_bytes": settings.limit_jobdef_bytes, "body_bytes": settings.limit_body_bytes,
+            "request_bytes": settings.max_request_bytes}
 
 
 def check_request_line(request: web.Request) -> None:
@@ -64,7 +98,8 @@ def body_limit(settings: Any, route: str) -> tuple[int, str]:
 
 def _too_large(size: str, limit: int, setting: str) -> PayloadTooLarge:
     return PayloadTooLarge(f"the request body is {size} bytes; this request accepts at most "
-                           f"{limit:,} bytes (setting {setting})", limit=limit)
+                           f"{limit:,} bytes (setting {setting}); {TOO_LARGE_HINT}",
+                           limit=limit, setting=setting)
 
 
 async def read_body(request: web.Request, limit: int, setting: str) -> bytes:

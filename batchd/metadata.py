@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass
 
 from .errors import InvalidInput
+from .limits import MAX_NAME, clip, shorten
 from .validation import MAX_PROBLEMS, Problems
 
 __all__ = ["MAX_PROBLEMS", "Metadata", "Sample", "parse_metadata"]
@@ -25,10 +26,16 @@ SAMPLE_NAME_RE = re.compile(r"[A-Za-z0-9._-]{1,128}")
 SAMPLE_NAME_RULES = ("letters, digits, '.', '_' and '-' (at most 128 characters; "
                      "sample names become part of AWS job names and S3 paths)")
 
-# The default limit (128 KiB) rejects legitimately large fields such as long sequences or
-# JSON blobs in a metadata column; the whole file is already in memory, so a field can never
-# be larger than that anyway.
-csv.field_size_limit(max(csv.field_size_limit(), 1 << 30))
+# The csv module's default (128 KiB) rejects legitimately large fields such as long
+# sequences or JSON blobs in a metadata column. Beyond 1 MiB a value is of no use to a job
+# (AWS takes 30 KiB of parameters per job, a path is at most 4 KiB) and only costs memory in
+# every sample's row, so it is refused with its line and column.
+MAX_FIELD = 1 << 20
+csv.field_size_limit(MAX_FIELD)
+# Ten thousand columns are read in linear time (tests/unit/test_metadata.py); a table much
+# wider is a transposed or binary file, not sample metadata, and each of its columns would be
+# copied into every sample's row.
+MAX_COLUMNS = 16_384
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +103,11 @@ def _header(row: list[str], line: int, sample_col: str, file_col: str,
         problems.note(f"line {line}: the header row is empty; the first line must name the "
                      f"columns, e.g. {sample_col}{delimiter}{file_col}".replace("\t", "<TAB>"))
         return None
+    if len(row) > MAX_COLUMNS:
+        problems.note(f"line {line}: the header has {len(row):,} columns; batchd accepts at "
+                     f"most {MAX_COLUMNS:,}: remove the columns no workflow uses (is the table "
+                     "transposed, one sample per column?)")
+        return None
     columns = [cell.strip() for cell in row]
     ok = True
     first_at: dict[str, int] = {}
@@ -105,13 +117,21 @@ def _header(row: list[str], line: int, sample_col: str, file_col: str,
                     else "give the column a name")
             problems.note(f"line {line}: column {position} of the header has no name; {hint}")
             ok = False
+        elif len(name) > MAX_NAME:
+            problems.note(f"line {line}: column {position} of the header, {clip(name, 60)}, is "
+                          f"{len(name):,} characters long; column names are at most "
+                          f"{MAX_NAME} (they are the {{name}} fields of definitions)")
+            ok = False
         elif name in first_at:
-            problems.note(f"line {line}: column name {name!r} appears twice (columns "
+            problems.note(f"line {line}: column name {clip(name)} appears twice (columns "
                          f"{first_at[name]} and {position}); column names must be unique")
             ok = False
         else:
             first_at[name] = position
-    found = ", ".join(repr(c) for c in columns if c) or "(none)"
+    named = [c for c in columns if c]
+    found = ", ".join(clip(c, 60) for c in named[:20]) or "(none)"
+    if len(named) > 20:
+        found += f" and {len(named) - 20:,} more"
     for wanted, flag in ((sample_col, "--sample-col"), (file_col, "--file-col")):
         if wanted not in first_at:
             hint = ""
@@ -119,9 +139,9 @@ def _header(row: list[str], line: int, sample_col: str, file_col: str,
                 hint = (" (the whole header was read as one column: is the file separated by "
                         "something other than "
                         f"{'tabs' if delimiter == chr(9) else 'commas'}?)")
-            problems.note(f"line {line}: there is no {wanted!r} column{hint}; the columns found "
-                         f"are {found}; rename a column to {wanted!r} or choose the column "
-                         f"with {flag} NAME")
+            problems.note(f"line {line}: there is no {clip(wanted)} column{hint}; the columns "
+                         f"found are {found}; rename a column to {clip(wanted)} or choose the "
+                         f"column with {flag} NAME")
             ok = False
     return columns if ok else None
 
@@ -138,9 +158,15 @@ class _Table:
         self.end = 0  # physical line where the last record ended
 
     def _unreadable(self, exc: csv.Error) -> None:
-        self.problems.note(f"line {self.end + 1}: cannot read the row ({exc}); check the "
-                          "quoting: a value containing quotes must be quoted, with its quotes "
-                          "doubled (\"\")")
+        if "field larger than field limit" in str(exc):
+            self.problems.note(f"line {self.end + 1}: a value is longer than {MAX_FIELD:,} "
+                              "characters; no job can use a value that long: put the data "
+                              "in a file and give the file's name in the table (or an "
+                              "unclosed quote runs on: check the quoting)")
+        else:
+            self.problems.note(f"line {self.end + 1}: cannot read the row ({exc}); check the "
+                              "quoting: a value containing quotes must be quoted, with its "
+                              "quotes doubled (\"\")")
         self.end = self.reader.line_num
 
     def records(self):
@@ -200,7 +226,7 @@ class _Table:
         if problem:
             add(f"line {line}: {problem}")
         elif name in first_line:
-            add(f"line {line}: sample name {name!r} is also on line {first_line[name]}; "
+            add(f"line {line}: sample name {clip(name)} is also on line {first_line[name]}; "
                 "sample names must be unique")
         else:
             first_line[name] = line
@@ -211,15 +237,24 @@ class _Table:
 def parse_metadata(data: str | bytes, *, filename: str, sample_col: str = "sample_name",
                    file_col: str = "file_name", delimiter: str | None = None) -> Metadata:
     """Parse and fully validate a samples table; raises InvalidInput listing every problem."""
-    text = _decode(data, filename)
+    shown = shorten(filename)  # the name as quoted back in messages
+    text = _decode(data, shown)
     if not text.strip():
-        raise InvalidInput(f"{filename} is empty; it needs a header line naming the columns "
+        raise InvalidInput(f"{shown} is empty; it needs a header line naming the columns "
                            f"(including {sample_col} and {file_col}) and one row per sample",
-                           file=filename)
+                           file=shown)
+    nul = text.find("\0")
+    if nul != -1:
+        # csv reads NUL as text, and a NUL that reaches a job's arguments fails it at start.
+        line = text.count("\n", 0, nul) + 1
+        raise InvalidInput(f"{shown} line {line}: contains a NUL byte (character "
+                           f"{nul - text.rfind(chr(10), 0, nul)} of the line); this is not a "
+                           "text table (UTF-16 or a spreadsheet's own format?): export it as "
+                           "'CSV UTF-8'", file=shown, line=line)
     delimiter = delimiter or _sniff_delimiter(text, filename)
     # Problems are kept as "line N: ..." (what the API returns as details) and the file name
     # is put in front of each only in the message.
-    problems = Problems(filename, lead=f"{filename} ", advice="; fix them all and import again")
+    problems = Problems(shown, lead=f"{shown} ", advice="; fix them all and import again")
     # newline="" hands csv the raw line endings, so quoted fields may contain newlines and
     # CRLF files parse the same as LF ones. strict=True turns an unclosed quote into an error
     # instead of silently swallowing the rest of the file into one field.
@@ -231,7 +266,7 @@ def parse_metadata(data: str | bytes, *, filename: str, sample_col: str = "sampl
         break
     if columns is None or problems.count:
         problems.raise_if_any()
-        raise InvalidInput(f"{filename} has no header line", file=filename)
+        raise InvalidInput(f"{shown} has no header line", file=shown)
     # Pausing the cyclic GC while a million small dicts are created (none of them can form
     # cycles) takes about a third off the import time.
     was_enabled = gc.isenabled()
@@ -243,6 +278,6 @@ def parse_metadata(data: str | bytes, *, filename: str, sample_col: str = "sampl
             gc.enable()
     problems.raise_if_any()
     if not samples:
-        raise InvalidInput(f"{filename} has a header but no samples; add one row per sample "
-                           "below the header", file=filename)
+        raise InvalidInput(f"{shown} has a header but no samples; add one row per sample "
+                           "below the header", file=shown)
     return Metadata(columns=columns, samples=samples)

@@ -1,7 +1,7 @@
 """What an operator (or Prometheus) can ask the running daemon about itself.
 
 - `GET /metrics`: Prometheus text format (jobs by state, AWS API calls and throttles by
-  operation, the rate budget, event-loop lag, uptime, reloads).
+  operation, refused credentials, the rate budget, event-loop lag, uptime, reloads).
 - `GET /healthz`: 200 `{"status": "ok", ...}`, or 503 when the state database cannot take a
   write (read-only, disk full): what a load balancer or a `systemctl` watchdog script checks.
 - `GET /v1/daemon`: the same numbers as JSON, for `batchctl daemon status`.
@@ -93,6 +93,7 @@ async def snapshot(request: web.Request) -> dict[str, Any]:
     writable, problem, free = await db_health(ctx)
     backend = ctx.backend
     budget = getattr(backend, "budget", None)
+    auth = getattr(backend, "auth", None)
     return {
         "version": __version__, "backend": backend.name, "pid": os.getpid(),
         "started_at": ctx.started_at, "uptime_seconds": round(time.time() - ctx.started_at, 3),
@@ -100,6 +101,7 @@ async def snapshot(request: web.Request) -> dict[str, Any]:
         "api_calls": dict(getattr(backend, "calls", {}) or {}),
         "api_throttles": dict(getattr(backend, "throttles", {}) or {}),
         "rate_budget": budget.snapshot() if budget is not None else None,
+        "backend_auth": auth.snapshot() if auth is not None else None,
         "loop_lag_seconds": round(monitor.last, 6),
         "loop_lag_max_seconds": round(monitor.max, 6),
         "db_writable": writable, "db_problem": problem, "disk_free_bytes": free,
@@ -146,6 +148,18 @@ def render_prometheus(snap: dict[str, Any]) -> str:
     metric("batchd_aws_api_throttles_total", "counter",
            "AWS Batch API calls answered 'slow down', by operation.",
            [({"operation": op}, n) for op, n in sorted(snap["api_throttles"].items())])
+    auth = snap.get("backend_auth")
+    if auth is not None:
+        metric("batchd_backend_auth_failing", "gauge",
+               "1 while AWS refuses batchd's credentials for some operation.",
+               [({}, 1 if auth["failing"] else 0)])
+        metric("batchd_backend_auth_failing_operation", "gauge",
+               "1 for each operation AWS refuses batchd's credentials for right now.",
+               [({"operation": op, "aws_code": r["aws_code"] or ""}, 1)
+                for op, r in sorted(auth["operations"].items())])
+        metric("batchd_backend_auth_failures_total", "counter",
+               "AWS calls refused for credentials or permissions, by operation.",
+               [({"operation": op}, n) for op, n in sorted(auth["failures_total"].items())])
     budget = snap["rate_budget"]
     if budget is not None:
         metric("batchd_rate_budget_calls_per_second", "gauge",

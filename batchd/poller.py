@@ -7,7 +7,9 @@ RUNNABLE, and RUNNING jobs younger than their step's shortest success so far, ar
 often (nothing but a rare failure can happen to them, and AWS's quota is shared with
 SubmitJob). A job DescribeJobs stops returning is looked up by name and otherwise declared
 lost, never polled forever; a job of the same name with another id was made outside batchd
-(reported as `duplicate_job_found`, never adopted in place of the recorded one).
+(reported as `duplicate_job_found`, never adopted in place of the recorded one). While AWS
+refuses batchd's credentials for DescribeJobs, polling waits for the back-off and then asks
+one batch, whose answer decides (backend_auth.py).
 """
 
 from __future__ import annotations
@@ -17,10 +19,13 @@ import json
 import time
 from typing import Any
 
+from .backend_auth import AuthWatch
 from .backends.base import DESCRIBE_BATCH, Backend, JobStatus
-from .errors import BackendError
+from .errors import BackendError, TransientBackendError
 from .failures import SUBMIT_REJECTED, FailedAttempt, RetryPolicy, classify, decide
+from .limits import shorten
 from .logs import get_logger
+from .model import CHECKING, IN_FLIGHT
 from .settings import Settings
 from .store import AttemptUpdate, Store
 from .wakeups import Wakeups, pause
@@ -32,6 +37,8 @@ RUNNABLE_PATIENCE = 2.0       # ... once RUNNABLE for this many poll intervals
 YOUNG_SLOWDOWN = 3.0          # poll RUNNING jobs this many times less often while younger
 YOUNG_SHARE = 0.9             # ... than this share of their step's shortest successful run
 YOUNG_MIN_RUNS = 20           # ... once that many of the step's jobs have succeeded
+DESCRIBE = "DescribeJobs"
+MOVED_BY_ATTEMPT = (*IN_FLIGHT, CHECKING)   # job states a failed attempt's decision moves
 
 
 class ShortestRuns:
@@ -69,13 +76,25 @@ class Poller:
         self.runs = ShortestRuns()
         self._running_since: dict[int, float] = {}   # attempt id -> first poll seeing RUNNING
         self._next_due: float | None = None          # the first attempt not polled this cycle
+        self.auth: AuthWatch | None = getattr(backend, "auth", None)
 
     @property
     def interval(self) -> float:
         return self.settings.effective_poll_interval
 
+    def _held(self) -> float | None:
+        """None while AWS takes our credentials for DescribeJobs; else the seconds left of
+        the back-off (0: time for one probe batch)."""
+        if self.auth is None or not self.auth.failing(DESCRIBE):
+            return None
+        return self.auth.wait(DESCRIBE)
+
     async def run(self) -> None:
         while not self.stop.is_set():
+            held = self._held()
+            if held is not None and held > 0:
+                await pause(self.wake.poller, self.stop, held)
+                continue
             await self.cycle()
             # Those just polled are next due an interval from now at the soonest.
             next_at = self._next_due
@@ -94,6 +113,8 @@ class Poller:
         if not due:
             return 0
         batches = [due[i:i + DESCRIBE_BATCH] for i in range(0, len(due), DESCRIBE_BATCH)]
+        if self._held() is not None:
+            batches = batches[:1]      # the probe: the rest stay due until its answer
         await asyncio.gather(*(self._poll_batch(batch) for batch in batches))
         return len(due)
 
@@ -120,9 +141,15 @@ class Poller:
         ids = [a["backend_job_id"] for a in batch]
         async with self._sem:
             try:
+                if (self._held() or 0.0) > 0:
+                    # Refused by a batch ahead of this one: not asked, so not counted twice.
+                    raise TransientBackendError("held while AWS refuses the credentials",
+                                                auth=True)
                 statuses = await self.backend.describe(ids)
             except BackendError as exc:
-                self.log.info("poll_deferred", kind=exc.kind, error=exc.message, jobs=len(ids))
+                # A refusal of credentials is logged once (backend_auth_failed).
+                (self.log.debug if exc.details.get("auth") else self.log.info)(
+                    "poll_deferred", kind=exc.kind, error=exc.message, jobs=len(ids))
                 later = time.time() + self.interval
                 await self.store.defer_polls([(a["id"], later) for a in batch])
                 return
@@ -263,9 +290,13 @@ class Poller:
                                     ctx["timeout"], ctx["spot_failures"], ctx["other_failures"])
             decision = decide(failure, policy)
             decisions.append((ctx["job_id"], attempt_id, decision))
+            if ctx.get("state", CHECKING) not in MOVED_BY_ATTEMPT:
+                # Cancelled (or decided) meanwhile: the store records the attempt's class but
+                # leaves the job alone, so announcing a retry or failure would be false.
+                continue
             event = "job_retrying" if type(decision).__name__ == "Retry" else "job_failed"
             self.log.warning(event, attempt_id=attempt_id, failure_class=cls,
-                             reason=decision.reason)
+                             reason=shorten(decision.reason))
         return decisions
 
     async def repair_undecided(self) -> int:

@@ -12,6 +12,7 @@ import dataclasses
 import difflib
 import math
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -87,6 +88,8 @@ class Settings:
     # A job RUNNABLE this many times longer than the median of its queue's peers is flagged.
     stuck_factor: float = 5.0
     stuck_interval: float = 60.0      # seconds between stuck-job checks
+    # [access]: this group, root and the daemon's user may act on every project, stop the
+    # daemon and register job definitions; "" = root and the daemon's user only.
     admin_group: str = "batchd-admin"
     max_request_bytes: int = 512 * 1024 * 1024
     # [limits]: per-route body caps (bytes), so one request cannot stall the daemon for others
@@ -122,6 +125,7 @@ _TOML_SECTIONS = {
     "log": {"format": "log_format", "level": "log_level"},
     "stuck": {"factor": "stuck_factor", "cancel_unplaceable": "cancel_unplaceable",
               "interval": "stuck_interval"},
+    "access": {"admin_group": "admin_group"},
     "limits": {"metadata_bytes": "limit_metadata_bytes",
                "definition_bytes": "limit_definition_bytes",
                "jobdef_bytes": "limit_jobdef_bytes", "body_bytes": "limit_body_bytes"},
@@ -145,10 +149,29 @@ _RANGES: dict[str, tuple[float, float]] = {
 }
 
 
+def _plain_number(number: float) -> str:
+    return str(int(number)) if float(number).is_integer() else f"{number:g}"
+
+
+# A group name as /etc/group, LDAP or SSSD may spell it ("batchd-admin", "lab admins@ad"):
+# no ':' or ',' (the group file's separators), no control characters, no blanks at the ends;
+# "" = no admin group.
+_PATTERNS: dict[str, tuple[re.Pattern[str], str]] = {
+    "admin_group": (re.compile(r"(?:[^\s:,\x00-\x1f\x7f](?:[^:,\x00-\x1f\x7f]{0,254}"
+                               r"[^\s:,\x00-\x1f\x7f])?)?"),
+                    'expected a group name (no ":", "," or blanks at either end, at most 256 '
+                    'characters) or "" for none'),
+}
+
+
 def _check_range(name: str, number: float) -> None:
     low, high = _RANGES.get(name, (0, math.inf))
     if not low <= number <= high:
-        raise ValueError(f"must be between {low:g} and {high:g}")
+        raise ValueError(f"must be between {_plain_number(low)} and {_plain_number(high)}")
+
+
+# us-east-1, eu-central-2, us-gov-west-1, cn-northwest-1, us-isob-east-1, ...
+_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d{1,2}")
 
 
 def _unknown(path: Path, label: str, key: str, known) -> InvalidInput:
@@ -166,6 +189,8 @@ def _coerce(name: str, value: Any, where: str) -> Any:
         if value is None:
             return None
         if "Path" in target:
+            if not str(value).strip():   # "" would mean the current directory
+                raise ValueError("expected a path, not an empty string")
             return Path(os.path.expanduser(str(value)))
         if "bool" in target:
             if isinstance(value, bool):
@@ -177,9 +202,14 @@ def _coerce(name: str, value: Any, where: str) -> Any:
                 return False
             raise ValueError("expected true or false")
         if "float" in target:
-            if isinstance(value, bool):
+            if isinstance(value, bool) or not isinstance(value, (int, float, str)):
                 raise ValueError("expected a number")
-            number = float(value)
+            try:
+                number = float(value)
+            except ValueError:
+                raise ValueError("expected a number") from None
+            except OverflowError:   # a TOML integer of hundreds of digits
+                raise ValueError("must be a finite number") from None
             if not math.isfinite(number):
                 raise ValueError("must be a finite number")
             _check_range(name, number)
@@ -187,14 +217,28 @@ def _coerce(name: str, value: Any, where: str) -> Any:
         if "int" in target:
             if isinstance(value, float) and not value.is_integer():
                 raise ValueError("expected a whole number")
-            if isinstance(value, bool):
+            if isinstance(value, bool) or not isinstance(value, (int, float, str)):
                 raise ValueError("expected a whole number")
-            number = int(value)
+            try:
+                number = int(value)
+            except ValueError:
+                raise ValueError("expected a whole number") from None
             _check_range(name, number)
             return number
-        text = str(value)
+        if name in _PATTERNS and not isinstance(value, str):
+            raise ValueError(_PATTERNS[name][1])
+        if not isinstance(value, str):
+            raise ValueError("expected a string")
+        text = value
+        if name in _PATTERNS and not _PATTERNS[name][0].fullmatch(text):
+            raise ValueError(_PATTERNS[name][1])
         if name in _CHOICES and text not in _CHOICES[name]:
             raise ValueError(f"expected one of {', '.join(_CHOICES[name])}")
+        if name in ("aws_region", "aws_profile") and not text.strip():
+            raise ValueError("expected a name, not an empty string; leave it out to use "
+                             "AWS's own chain")
+        if name == "aws_region" and not _REGION.fullmatch(text):
+            raise ValueError("not an AWS region name such as us-east-1 or eu-west-2")
         return text
     except (TypeError, ValueError) as exc:
         raise InvalidInput(f"{where}: invalid value {value!r} for {name}: {exc}") from None
@@ -207,8 +251,16 @@ def _from_toml(path: Path) -> tuple[dict[str, Any], dict[str, int], dict[str, An
         raise InvalidInput(f"config file {path} does not exist") from None
     except PermissionError:
         raise InvalidInput(f"config file {path} is not readable by this user") from None
+    except OSError as exc:   # a directory, a FIFO gone wrong, an I/O error
+        raise InvalidInput(f"config file {path} cannot be read ({exc.strerror or exc}); "
+                           "point --config or BATCHD_CONFIG at a TOML file") from None
     except tomllib.TOMLDecodeError as exc:
         raise InvalidInput(f"config file {path}: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(f"config file {path} is not UTF-8 text ({exc.reason} at byte "
+                           f"{exc.start}); save it as UTF-8") from None
+    except ValueError as exc:   # an integer longer than Python converts (4300 digits)
+        raise InvalidInput(f"config file {path}: {exc}; use a number of sensible size") from None
     flat: dict[str, Any] = {}
     caps: dict[str, int] = {}
     retry: dict[str, Any] = {}

@@ -11,11 +11,13 @@ Order of operations per attempt (the exactly-once protocol):
    attempt is marked 'unknown', in a transaction that takes it only if it is still 'unsent'
    (proven absent and not being sent): what was read before is never trusted for that.
    After a crash every SUBMITTING attempt that is not 'unsent' is 'unknown' (looked up no
-   sooner than SETTLE_SECONDS after its send, as without a crash), and each
-   lookup's answer is recorded as soon as it comes, so a daemon restarted again and again
-   still makes progress.
+   sooner than SETTLE_SECONDS after the restart, hence after its send, as without a crash),
+   and each lookup's answer is recorded as soon as it comes, so a daemon restarted again and
+   again still makes progress.
 Per-queue caps bound the jobs in flight; work is taken round-robin across workflows so one
-50,000-job project cannot starve a 10-job one.
+50,000-job project cannot starve a 10-job one. While AWS refuses batchd's credentials for
+SubmitJob (or ListJobs) nothing more is sent (looked up) until the back-off says so, and
+then one attempt at a time, whose answer decides (backend_auth.py).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import json
 import time
 from typing import Any
 
+from .backend_auth import AuthWatch
 from .backends.base import Backend, SubmitRequest
 from .errors import BackendError, SubmitOutcomeUnknown
 from .failures import SUBMIT_REJECTED, FailedAttempt, GiveUp, RetryPolicy, decide
@@ -82,6 +85,7 @@ class Submitter:
         self._rotation = 0
         self._sending: set[int] = set()   # attempt ids with a send task in this process
         self._sem = asyncio.Semaphore(max(1, settings.submit_concurrency))
+        self.auth: AuthWatch | None = getattr(backend, "auth", None)
 
     async def run(self) -> None:
         # Up to PIPELINE batches are sent at once: the next batch is claimed while the
@@ -96,9 +100,21 @@ class Submitter:
                 for task in [t for t in sending if t.done()]:
                     sending.discard(task)
                     task.result()  # a crash in a send crashes the loop, never silently
+                held = self._held()
+                if held is not None and (held > 0 or sending):
+                    # Refused credentials: wait out the back-off (or the probe's answer)
+                    # without reading the store or sending anything.
+                    if sending:
+                        await asyncio.wait(sending | {stopping}, timeout=held or 1.0,
+                                           return_when=asyncio.FIRST_COMPLETED)
+                    else:
+                        await pause(self.wake.submitter, self.stop, held)
+                    continue
                 if len(sending) < PIPELINE:
                     work = await self.cycle()
                     if work:
+                        if held is not None:
+                            work = work[:1]     # the probe: its answer decides for the rest
                         sending.add(asyncio.create_task(self._send(work)))
                         continue
                 if sending:
@@ -113,14 +129,24 @@ class Submitter:
             if sending:
                 await asyncio.gather(*sending, return_exceptions=True)
 
+    def _held(self, operation: str = "SubmitJob") -> float | None:
+        """None while AWS takes our credentials for `operation`; else the seconds left of
+        the back-off (0: time for one probe)."""
+        if self.auth is None or not self.auth.failing(operation):
+            return None
+        return self.auth.wait(operation)
+
     async def cycle(self) -> list[Claim]:
         """Reconcile what may exist, then return the next batch to send (resends first)."""
         # One read for the whole cycle (each is a round trip to the database thread).
         outlook = await self.store.send_outlook(time.time(), BATCH)
         # Attempts this process is sending right now look 'unsent'/'unknown' in the store
         # until their answer is recorded: never look them up or send them a second time.
-        if await self._reconcile([c for c in outlook.unknown
-                                  if c.attempt_id not in self._sending]):
+        unknown = [c for c in outlook.unknown if c.attempt_id not in self._sending]
+        listing = self._held("ListJobs")
+        if listing is not None:
+            unknown = [] if listing > 0 else unknown[:1]
+        if await self._reconcile(unknown):
             # Stale now (adopted jobs are in flight, absent ones due for a send): read again.
             outlook = await self.store.send_outlook(time.time(), BATCH)
         resend = [c for c in outlook.resend if c.attempt_id not in self._sending]
@@ -210,6 +236,9 @@ class Submitter:
                 # Recorded, or taken by another send, since it was read: never send it twice.
                 log.info("submit_skipped", attempt_id=claim.attempt_id)
                 return "skipped", None
+            if (self._held() or 0.0) > 0:
+                # Refused by another call of this batch meanwhile: not sent, so resendable.
+                return "pending", None
             try:
                 job_id = await self.backend.submit(to_submit_request(request))
             except SubmitOutcomeUnknown as exc:
@@ -217,7 +246,9 @@ class Submitter:
                 return "unknown", None
             except BackendError as exc:
                 if exc.retryable:
-                    log.info("submit_deferred", kind=exc.kind, error=exc.message)
+                    # A refusal of credentials is logged once (backend_auth_failed).
+                    (log.debug if exc.details.get("auth") else log.info)(
+                        "submit_deferred", kind=exc.kind, error=exc.message)
                     return "pending", None
                 log.warning("submit_rejected", error=exc.message)
                 return "rejected", exc
@@ -240,8 +271,8 @@ class Submitter:
                 try:
                     found = await self.backend.find_by_name(request["job_name"], request["queue"])
                 except BackendError as exc:
-                    self.log.info("reconcile_deferred", job_name=request["job_name"],
-                                  error=exc.message)
+                    (self.log.debug if exc.details.get("auth") else self.log.info)(
+                        "reconcile_deferred", job_name=request["job_name"], error=exc.message)
                     await self.store.set_submit_status(
                         [(claim.attempt_id, "unknown", time.time() + SETTLE_SECONDS)])
                     return
@@ -289,8 +320,8 @@ class _MarkAhead:
 
     One transaction per attempt was a quarter of the daemon's SQL at a 400 TPS budget. A
     group costs at most MARK_AHEAD lookups by name after a crash for attempts that were marked
-    but never sent; lookups are recorded one by one, so even a daemon restarted every second
-    still makes progress (tests/e2e/test_crash_safety.py)."""
+    but never sent; lookups are recorded one by one, so a daemon restarted again and again
+    still makes progress once it stays up SETTLE_SECONDS (tests/e2e/test_crash_safety.py)."""
 
     def __init__(self, store: Store, claims: list[Claim]) -> None:
         self.store = store

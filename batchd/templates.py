@@ -15,15 +15,19 @@ same few templates are rendered hundreds of thousands of times when a workflow i
 
 from __future__ import annotations
 
+import difflib
 import functools
 import re
 from collections.abc import Iterable, Mapping
 
 from .errors import InvalidInput
+from .limits import clip, shorten
 
 # Hyphens are allowed because CSV column names often contain them; dots are not, since
 # `{a.b}` reads as attribute access in Python's format syntax and users would expect that.
 FIELD_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+
+_LISTED = 40  # field names listed in an unknown-field message
 
 # A parsed template: (literal, field) pairs in order; `field` is None for trailing text.
 Parts = tuple[tuple[str, str | None], ...]
@@ -35,22 +39,22 @@ class TemplateError(InvalidInput):
 
 def _field_problem(template: str, body: str) -> str:
     """Explain why the text between `{` and `}` is not a plain field name."""
-    shown = "{" + body + "}"
+    shown = shorten("{" + body + "}")
     if body == "":
-        return (f"template {template!r} contains an empty {{}}; put a field name inside, "
+        return (f"template {clip(template)} contains an empty {{}}; put a field name inside, "
                 "e.g. {sample_name}, or write {{}} for literal braces")
     if body.isdigit():
-        return (f"template {template!r} uses the positional field {shown}; "
+        return (f"template {clip(template)} uses the positional field {shown}; "
                 "use a field name such as {sample_name} instead")
     for char, what in (("!", "a conversion"), (":", "a format spec"), (".", "attribute access"),
                        ("[", "indexing")):
         if char in body:
             name = body.split(char, 1)[0]
-            fix = f"write {{{name}}} instead" if FIELD_RE.fullmatch(name) else \
+            fix = f"write {shorten('{' + name + '}')} instead" if FIELD_RE.fullmatch(name) else \
                 "use a plain field name such as {sample_name}"
-            return (f"template {template!r} uses {what} in {shown}, which is not supported; "
+            return (f"template {clip(template)} uses {what} in {shown}, which is not supported; "
                     f"only plain {{name}} fields are allowed: {fix}")
-    return (f"template {template!r}: {shown} is not a valid field name; names start with a "
+    return (f"template {clip(template)}: {shown} is not a valid field name; names start with a "
             "letter or underscore and contain only letters, digits, '_' and '-'")
 
 
@@ -59,10 +63,19 @@ def _parse(template: str) -> Parts:
     parts: list[tuple[str, str | None]] = []
     literal: list[str] = []
     i, n = 0, len(template)
+    # The next '{' and '}' at or after i, searched again only once i has passed them: a fresh
+    # find of both per brace rescanned the rest of a "{{{{..." template each time (seconds
+    # for a megabyte, with the daemon's event loop held).
+    next_open = next_close = -1
     while i < n:
+        if next_open < i:
+            next_open = template.find("{", i)
+            next_open = n if next_open == -1 else next_open
+        if next_close < i:
+            next_close = template.find("}", i)
+            next_close = n if next_close == -1 else next_close
         # Jump straight to the next brace: templates are mostly literal text.
-        j = min((k for k in (template.find("{", i), template.find("}", i)) if k != -1),
-                default=n)
+        j = min(next_open, next_close)
         if j > i:
             literal.append(template[i:j])
         if j == n:
@@ -74,17 +87,17 @@ def _parse(template: str) -> Parts:
             continue
         if char == "}":
             raise TemplateError(
-                f"template {template!r} has a '}}' at position {j + 1} without a matching '{{'; "
-                "write }} for a literal brace", template=template)
-        close = template.find("}", j + 1)
-        reopen = template.find("{", j + 1)
-        if close == -1 or (reopen != -1 and reopen < close):
+                f"template {clip(template)} has a '}}' at position {j + 1} without a matching "
+                "'{'; write }} for a literal brace", template=clip(template))
+        close = next_close  # after j: j is the nearer brace, and it is a '{'
+        if close == n or template.find("{", j + 1, close) != -1:
             raise TemplateError(
-                f"template {template!r} has a '{{' at position {j + 1} that is never closed; "
-                "close the field with '}', or write {{ for a literal brace", template=template)
+                f"template {clip(template)} has a '{{' at position {j + 1} that is never "
+                "closed; close the field with '}', or write {{ for a literal brace",
+                template=clip(template))
         body = template[j + 1:close]
         if not FIELD_RE.fullmatch(body):
-            raise TemplateError(_field_problem(template, body), template=template)
+            raise TemplateError(_field_problem(template, body), template=clip(template))
         parts.append(("".join(literal), body))
         literal = []
         i = close + 1
@@ -96,7 +109,7 @@ def _parse(template: str) -> Parts:
 def template_fields(template: str) -> list[str]:
     """The field names a template uses, in order of first use, without repeats."""
     if not isinstance(template, str):
-        raise TemplateError(f"a template must be text, got {template!r}")
+        raise TemplateError(f"a template must be text, got {clip(template)}")
     seen: dict[str, None] = {}
     for _, field in _parse(template):
         if field is not None:
@@ -110,17 +123,26 @@ def validate_template(template: str, available: Iterable[str], *, where: str) ->
     try:
         fields = template_fields(template)
     except TemplateError as exc:
-        raise TemplateError(f"{where}: {exc.message}", where=where, template=template) from None
-    known = set(available)
+        raise TemplateError(f"{where}: {exc.message}", where=where,
+                            template=clip(template)) from None
+    # a definition checks thousands of templates against the same (frozen) set of columns
+    known = available if isinstance(available, (set, frozenset)) else set(available)
     unknown = [f for f in fields if f not in known]
     if unknown:
-        names = ", ".join("{" + f + "}" for f in unknown)
-        listed = ", ".join(sorted(known)) or "(none)"
+        names = ", ".join(shorten("{" + f + "}") for f in unknown[:10])
+        ordered = sorted(known)
+        # A table of a thousand columns must not make a thousand-name message.
+        listed = ", ".join(ordered[:_LISTED]) or "(none)"
+        if len(ordered) > _LISTED:
+            listed += f", ... ({len(ordered) - _LISTED:,} more)"
+        near = difflib.get_close_matches(unknown[0], ordered, n=1, cutoff=0.6)
+        hint = f"; did you mean {{{near[0]}}}?" if near else ""
         raise TemplateError(
-            f"{where}: template {template!r} uses {names}, which "
-            f"{'is not a field' if len(unknown) == 1 else 'are not fields'}; available fields "
-            f"are: {listed} (the metadata columns plus the built-in names)",
-            where=where, template=template, unknown=unknown, available=sorted(known))
+            f"{where}: template {clip(template)} uses {names}, which "
+            f"{'is not a field' if len(unknown) == 1 else 'are not fields'}{hint}; available "
+            f"fields are: {listed} (the metadata columns plus the built-in names)",
+            where=where, template=clip(template), unknown=[shorten(f) for f in unknown[:10]],
+            available=ordered[:_LISTED])
 
 
 def render(template: str, values: Mapping[str, str]) -> str:
@@ -132,6 +154,7 @@ def render(template: str, values: Mapping[str, str]) -> str:
         return template.format_map(values)
     except KeyError as exc:
         raise TemplateError(
-            f"template {template!r} uses {{{exc.args[0]}}} but no value was given for it; "
+            f"template {clip(template)} uses {shorten('{' + exc.args[0] + '}')} but no value was "
+            "given for it; "
             f"available values are: {', '.join(sorted(values)) or '(none)'}",
-            template=template, field=exc.args[0]) from None
+            template=clip(template), field=shorten(exc.args[0])) from None

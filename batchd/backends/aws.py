@@ -33,6 +33,7 @@ from botocore import exceptions as bexc
 from botocore.validate import validate_parameters
 
 from .. import __version__
+from ..backend_auth import AuthWatch
 from ..errors import (PermanentBackendError, SubmitOutcomeUnknown, Throttled,
                       TransientBackendError)
 from ..ratelimit import Priority, RateBudget
@@ -91,6 +92,9 @@ class AwsBackend(Backend):
         self._stream_groups: OrderedDict[str, str] = OrderedDict()
         self.calls: dict[str, int] = {}
         self.throttles: dict[str, int] = {}   # by operation, for /metrics
+        # Refused credentials, per operation: shown by status and /metrics, and the loops
+        # back off on them (backend_auth.py); `base` follows the poll interval (daemon.py).
+        self.auth = AuthWatch(log=log)
 
     # ---------------------------------------------------------------- lifecycle
     def _resolve_region(self, session: AioSession) -> str:
@@ -98,7 +102,7 @@ class AwsBackend(Backend):
                   or session.get_config_variable("region"))
         if not region:
             raise PermanentBackendError(
-                "no AWS region configured: set [aws] region in the config, --aws-region, "
+                "no AWS region configured: set [aws] region in the config, BATCHD_AWS_REGION, "
                 "AWS_REGION or AWS_DEFAULT_REGION, or a region in the AWS profile")
         return region
 
@@ -204,11 +208,15 @@ class AwsBackend(Backend):
             elif (isinstance(exc, bexc.ClientError)
                   and (error.details.get("http_status") or 0) >= 500):
                 self.budget.on_server_error()
+            if error.details.get("auth"):
+                self.auth.failed(operation, error.aws_code or type(exc).__name__,
+                                 error.message)
             if self.log is not None:
                 self.log.debug("aws_call_failed", operation=operation, kind=error.kind,
                                error=error.message)
             raise error from exc
         self.budget.on_success()
+        self.auth.succeeded(operation)
         return response
 
     # ---------------------------------------------------------------- job definitions

@@ -53,6 +53,7 @@ from batchd.backends.local_jobs import (
 from batchd.backends.local_jobdefs import LocalJobDefinitions
 from batchd.backends.local_outputs import LocalOutputStore
 from batchd.errors import PermanentBackendError, TransientBackendError, Unavailable
+from batchd.limits import shorten
 
 HOST_TERMINATED = "Host EC2 (instance local) terminated."
 _EPS = 1e-9
@@ -240,7 +241,7 @@ class LocalBackend(Backend):
                                         aws_code="ClientException")
         if job.status in ("SUBMITTED", "PENDING", "RUNNABLE"):
             self._finish(job, status_reason=reason)
-            self.log.info("local_job_cancelled", job_id=job_id, reason=reason)
+            self.log.info("local_job_cancelled", job_id=job_id, reason=shorten(reason))
         elif terminate and job.status in ("STARTING", "RUNNING"):
             (job.jobdir / "terminate.tmp").write_text(reason, encoding="utf-8")
             os.replace(job.jobdir / "terminate.tmp", job.jobdir / "terminate")
@@ -250,7 +251,7 @@ class LocalBackend(Backend):
                 except (ProcessLookupError, PermissionError):
                     pass
             self._check_due = True
-            self.log.info("local_job_terminating", job_id=job_id, reason=reason)
+            self.log.info("local_job_terminating", job_id=job_id, reason=shorten(reason))
         if self._wake is not None:
             self._wake.set()
 
@@ -386,7 +387,8 @@ class LocalBackend(Backend):
         if old != status:
             level = self.log.warning if status == "FAILED" else self.log.info
             level("local_job_state_changed", job_id=job.job_id, job_name=job.job_name,
-                  old=old, status=status, reason=job.status_reason, exit_code=job.exit_code)
+                  old=old, status=status, reason=shorten(job.status_reason),
+                  exit_code=job.exit_code)
 
 
 __all__ = ["LocalBackend", "LocalOutputStore", "ACTIVE_STATES", "HOST_TERMINATED"]

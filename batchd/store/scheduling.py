@@ -123,13 +123,15 @@ class SchedulingQueries(StoreBase):
         keep their status: otherwise a daemon restarted often would look them all up again
         every time. ('pending' is what earlier versions wrote, sent or not: unknown.)
 
-        ListJobs lags SubmitJob, so a lookup is trusted only once the send has settled: an
-        'unknown' attempt keeps the settle time it was given when it was marked (resetting
-        it to 0 had a job sent just before the crash looked up at once, found absent and
-        sent again); one whose send time is not known waits until `settle_until`."""
+        ListJobs lags SubmitJob, so a lookup is trusted only once the send has settled. The
+        settle time stored with a mark is not enough: attempts are marked in groups before
+        their sends, and a send waiting for the rate budget can go out long after its mark,
+        right before the crash. Every send of the dead process happened before now, so no
+        lookup happens before `settle_until` (start + settle); a later stored time is kept.
+        (Resetting to 0 had jobs sent just before the crash looked up at once, found absent
+        and sent again.)"""
         async with self.transaction() as conn:
-            cur = await conn.execute("UPDATE attempts SET next_poll_at = CASE WHEN "
-                                     "submit_status = 'unknown' THEN next_poll_at ELSE ? END, "
+            cur = await conn.execute("UPDATE attempts SET next_poll_at = MAX(next_poll_at, ?), "
                                      "submit_status = 'unknown' WHERE state = 'SUBMITTING' "
                                      "AND submit_status IS NOT 'unsent'", (settle_until,))
             return cur.rowcount

@@ -34,13 +34,14 @@ class FakeProc(FakeAwsProcess):
 class BenchDaemon(Daemon):
     """A real batchd process in a short temporary directory (Unix socket path limits)."""
 
-    def __init__(self, endpoint: str, args: list[str]) -> None:
+    def __init__(self, endpoint: str, args: list[str], backend: str = "aws") -> None:
         root = Path(tempfile.mkdtemp(prefix="bench-bd-", dir="/tmp"))
         env = clean_env()
         env.update(aws_env(endpoint, root))
-        super().__init__(root=root, env=env, args=["--backend", "aws", "--log-format", "json",
+        super().__init__(root=root, env=env, args=["--backend", backend, "--log-format", "json",
                                                    *args])
         self._log = None
+        self.launcher: list[str] | None = None     # e.g. ["-m", "tests.bench.lagprobe", OUT]
 
     @property
     def database(self) -> Path:
@@ -58,9 +59,9 @@ class BenchDaemon(Daemon):
         profile = os.environ.get("BENCH_PROFILE")
         python = [sys.executable] + (["-m", "tests.bench.cpuprofile",
                                       str(Path(profile) / f"batchd-{self.runs}.prof")]
-                                     if profile else ["-m", "batchd"])
+                                     if profile else self.launcher or ["-m", "batchd"])
         env = self.env
-        if profile:     # the profiler's module lives in this repository's tests/
+        if profile or self.launcher:    # their modules live in this repository's tests/
             env = {**env, "PYTHONPATH": os.pathsep.join(
                 filter(None, [str(Path(__file__).resolve().parents[2]),
                               env.get("PYTHONPATH")]))}

@@ -62,6 +62,11 @@ def evaluate(entry: dict[str, Any]) -> dict[str, Any]:
                    _target(entry, "import_s", "import_seconds", "<=", 10),
                    _target(entry, "create_s", "create_seconds", "<=", 10),
                    _target(entry, "restart_answer_s", "restart.socket_answers_seconds", "<=", 5)]
+    if kind == "responsive":
+        # Issue 14: big imports and creates must not stall everyone else's requests.
+        checks += [_target(entry, "loop_lag_max_ms", "loop_lag_ms.max", "<=", 100),
+                   _target(entry, "loop_lag_p99_ms", "loop_lag_ms.p99", "<=", 100)]
+        return dict(checks)
     checks.append(_target(entry, "cpu_s_per_1000_jobs", "daemon.cpu_per_1000_jobs", "<=", 3))
     for key, value in checks:
         out[key] = value
@@ -114,6 +119,8 @@ ROWS = [
     ("status CLI p50/p95 ms", None), ("dashboard CLI p50/p95 ms", None),
     ("status API p50/p95 ms", None), ("dashboard API p50/p95 ms", None),
     ("restart: socket (s)", "restart.socket_answers_seconds"),
+    ("loop lag p99/max ms (import+create)", None),
+    ("status p99/max ms (import+create)", None),
 ]
 
 
@@ -122,6 +129,11 @@ def _cell(entry: dict[str, Any], label: str, path: str | None) -> str:
         return _fmt(_get(entry, path))
     if label.startswith("import"):
         return f"{_fmt(entry.get('import_seconds'))} / {_fmt(entry.get('create_seconds'))}"
+    for prefix, path in (("loop lag", "loop_lag_ms"),
+                         ("status p99", "latency.status_during_ms")):
+        if label.startswith(prefix):
+            lat = _get(entry, path) or {}
+            return f"{_fmt(lat.get('p99'), 1)} / {_fmt(lat.get('max'), 1)}"
     key = {"status CLI": "status_cli_ms", "dashboard CLI": "dashboard_cli_ms",
            "status API": "status_api_ms", "dashboard API": "dashboard_api_ms"}
     for prefix, name in key.items():

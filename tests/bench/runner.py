@@ -282,7 +282,10 @@ class Run:
 
 
 def run_all(scenarios: list[Scenario], **kwargs: Any) -> list[dict[str, Any]]:
-    return [Run(s, **kwargs).execute() for s in scenarios]
+    from .responsive import ResponsiveRun   # it builds on Run
+
+    return [(ResponsiveRun if s.kind == "responsive" else Run)(s, **kwargs).execute()
+            for s in scenarios]
 
 
 def machine() -> dict[str, Any]:

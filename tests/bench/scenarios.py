@@ -15,7 +15,7 @@ from typing import Any
 
 BUCKET = "bench"
 JOBDEF_VCPUS = 1.0            # the fake's default job definition: 1 vCPU, 2048 MiB
-SCENARIOS = ("throughput", "pipeline", "scale")
+SCENARIOS = ("throughput", "pipeline", "scale", "responsive")
 
 
 @dataclass
@@ -41,6 +41,7 @@ class Scenario:
     # With wait_complete off: once everything is tracked and measured, jump the fake's clock
     # past every job's end and run on until the workflow ends, so CPU covers a full run.
     finish: bool = False
+    users: int = 1                 # responsive: clients importing and creating at once
     timeout: float = 3600.0        # real seconds before the run is abandoned
     seed: int = 7
     notes: str = ""
@@ -131,7 +132,8 @@ def build(kind: str, *, scale: float = 1.0, jobs: int | None = None,
         if jobs is not None:
             return max(1, jobs // steps)
         if smoke:
-            return max(1, {"throughput": 300, "pipeline": 100, "scale": 500}[kind] // 1)
+            return max(1, {"throughput": 300, "pipeline": 100, "scale": 500,
+                           "responsive": 500}[kind] // 1)
         return max(1, int(default * scale))
 
     if kind == "throughput":
@@ -171,6 +173,16 @@ def build(kind: str, *, scale: float = 1.0, jobs: int | None = None,
                          notes="long jobs: all tracked in flight while measuring, then the "
                                "fake's clock jumps past their end and the run completes; "
                                "submitted at a raised 400 TPS budget")]
+    if kind == "responsive":
+        # Local backend, nothing submitted: only the daemon's answers while it takes in big
+        # imports and creates are measured (tests/bench/responsive.py).
+        n = size(100_000, 3)
+        common = dict(kind=kind, samples=n, steps=3, wait_complete=False,
+                      timeout=180 if smoke else 3600,
+                      notes="100,000-row import + 300,000-job create while another client "
+                            "asks for a small workflow's status; loop lag sampled every 10 ms")
+        return [Scenario(name="responsive", users=1, **common),
+                Scenario(name="responsive-2", users=2, **common)]
     raise ValueError(f"unknown scenario {kind!r}; choose from {', '.join(SCENARIOS)} or all")
 
 

@@ -13,7 +13,9 @@ from tests.bench.report import REQUIRED_FIELDS, table
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-RUNS = ("throughput-45", "throughput-400", "pipeline", "scale")
+AWS_RUNS = ("throughput-45", "throughput-400", "pipeline", "scale")
+RESPONSIVE_RUNS = ("responsive", "responsive-2")
+RUNS = AWS_RUNS + RESPONSIVE_RUNS
 
 
 def test_every_scenario_runs_small_and_reports_every_field(tmp_path, capsys):
@@ -29,6 +31,23 @@ def test_every_scenario_runs_small_and_reports_every_field(tmp_path, capsys):
         missing = [key for key in REQUIRED_FIELDS if key not in entry]
         assert not missing, (name, missing)
         assert entry["completed"] and entry["error"] is None, (name, entry["error"])
+        assert entry["targets"], name
+    # responsive: local backend, nothing submitted; the figures are the loop's lag and another
+    # client's status latency while big imports and creates run.
+    for name in RESPONSIVE_RUNS:
+        entry = entries[name]
+        assert entry["final_status"] == "CREATED", entry["final_counts"]
+        assert entry["jobs_created"] == entry["jobs"] * entry["params"]["users"]
+        assert entry["import_seconds"] > 0 and entry["create_seconds"] > 0
+        lag = entry["loop_lag_ms"]
+        assert lag["n"] > 0 and lag["max"] is not None and lag["p99"] is not None, lag
+        status = entry["latency"]["status_during_ms"]
+        assert status["n"] > 0 and status["max"] is not None, entry["latency"]
+        assert entry["latency"]["status_errors"] == []
+        assert set(entry["targets"]) == {"loop_lag_max_ms", "loop_lag_p99_ms"}
+
+    for name in AWS_RUNS:
+        entry = entries[name]
         assert entry["jobs"] > 0
         assert entry["import_seconds"] > 0 and entry["create_seconds"] > 0
         assert entry["throttled"] is not None

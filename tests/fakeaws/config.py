@@ -89,6 +89,10 @@ class FakeConfig:
     hold_submit_seconds: float = 30.0     # waits for POST /_fake/release (at most this, real)
     throttle_submit_names: str | None = None   # glob: SubmitJob of such a name always 429
     auto_create_buckets: bool = True
+    # --- refused credentials (runtime-switchable) ---
+    auth_error_code: str | None = None    # answer HTTP 403 with this code (e.g.
+    # ExpiredTokenException, AccessDeniedException) to the Batch calls below; None = off
+    auth_error_operations: list[str] = field(default_factory=list)   # empty: every Batch op
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "FakeConfig":

@@ -1,4 +1,5 @@
-"""Fault injection (throttling, 5xx, lost SubmitJob responses) and counters.
+"""Fault injection (throttling, 5xx, lost SubmitJob responses, refused credentials) and
+counters.
 
 Faults act in *real* time: the TPS limit is a token bucket refilled at `tps_limit` tokens per
 real second (the client's rate limiter runs in real time too). Only Batch calls are limited.
@@ -36,6 +37,17 @@ class TokenBucket:
         return False
 
 
+# What AWS says for each credential problem (the message is what a user sees in batchd).
+AUTH_MESSAGES = {
+    "ExpiredTokenException": "The security token included in the request is expired",
+    "UnrecognizedClientException": "The security token included in the request is invalid.",
+    "InvalidSignatureException": "The request signature we calculated does not match the "
+                                 "signature you provided.",
+    "AccessDeniedException": "User: arn:aws:sts::123456789012:assumed-role/batchd/fake is not "
+                             "authorized to perform: batch:{op}",
+}
+
+
 class Faults:
     def __init__(self, config: FakeConfig) -> None:
         self.config = config
@@ -62,6 +74,14 @@ class Faults:
             return 500 if self.rng.random() < 0.5 else 503
         return None
 
+    def auth_error(self, op: str) -> tuple[str, str] | None:
+        """(code, message) if this Batch call must be refused with HTTP 403."""
+        code = self.config.auth_error_code
+        ops = self.config.auth_error_operations
+        if not code or (ops and op not in ops):
+            return None
+        return code, AUTH_MESSAGES.get(code, "fake refused the credentials").format(op=op)
+
     def drop_submit(self) -> bool:
         if self.drop_submit_remaining > 0:
             self.drop_submit_remaining -= 1
@@ -80,6 +100,7 @@ class Stats:
         self.calls: Counter[str] = Counter()         # per operation, every call received
         self.throttled: Counter[str] = Counter()     # per operation, answered 429
         self.errors_5xx: Counter[str] = Counter()    # per operation, injected 5xx
+        self.auth_refused: Counter[str] = Counter()  # per operation, answered 403 (auth_error_*)
         self.dropped_submits = 0                     # jobs created whose response was lost
         self.submits_by_name: Counter[str] = Counter()   # jobs created per jobName
         self.jobs_by_state: Counter[str] = Counter()     # current state of known jobs
@@ -104,6 +125,7 @@ class Stats:
             "throttled_total": sum(self.throttled.values()),
             "errors_5xx": dict(self.errors_5xx),
             "errors_5xx_total": sum(self.errors_5xx.values()),
+            "auth_refused": dict(self.auth_refused),
             "dropped_submits": self.dropped_submits,
             "jobs_created": sum(self.submits_by_name.values()),
             "distinct_job_names": len(self.submits_by_name),

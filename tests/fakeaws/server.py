@@ -156,6 +156,10 @@ class FakeAWS:
             return _json_error(404, "UnknownOperationException", f"fake batch: /v1/{name}")
         stats = self.stats
         stats.calls[op] += 1
+        refused = self.faults.auth_error(op)
+        if refused:      # before throttling: AWS authenticates a request before counting it
+            stats.auth_refused[op] += 1
+            return _json_error(403, *refused)
         if self.faults.throttle():
             stats.throttled[op] += 1
             return _json_error(429, "TooManyRequestsException", "Too Many Requests")

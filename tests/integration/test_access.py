@@ -118,7 +118,9 @@ def test_owner_admin_and_others(daemon_factory, users):
     # The socket's group keeps outsiders out entirely (exit 4, from the client).
     outsider = ctl(mallory, "dashboard")
     assert outsider.returncode == 4, outsider.stderr
-    assert ctl(alice, "jobdef", "register", "job.json").returncode == 0
+    # job definitions: admins only (a local one's command runs as the daemon's user)
+    assert ctl(alice, "jobdef", "register", "job.json").returncode == 4
+    assert ctl(carol, "jobdef", "register", "job.json").returncode == 0
     assert ctl(alice, "import", "aproj", "--metadata", "samples.csv").returncode == 0
     # bob may not add work to alice's project...
     denied = ctl(bob, "create", "aproj", "--definition", "wf.json")
@@ -148,7 +150,8 @@ def test_owner_admin_and_others(daemon_factory, users):
     assert (bob, "submit", "denied") in by and (bob, "shutdown", "denied") in by
     assert (bob, "create", "denied") in by and (bob, "cancel", "denied") in by
     assert (carol, "submit", "ok") in by and (alice, "import", "ok") in by
-    assert (alice, "jobdef_register", "ok") in by and (alice, "resubmit", "ok") in by
+    assert (carol, "jobdef_register", "ok") in by and (alice, "resubmit", "ok") in by
+    assert (alice, "jobdef_register", "denied") in by
     uids = {e["user"]: e["uid"] for e in audit}
     assert uids[alice] == int(subprocess.run(["id", "-u", alice], capture_output=True,
                                              text=True).stdout)

@@ -69,3 +69,33 @@ def test_admin_group_can_change_at_runtime():
     assert not p.is_admin(caller(1002))
     p.admin_group = "lab-admins"
     assert p.is_admin(caller(1003))
+
+
+@pytest.mark.parametrize("backend", ["aws", "local"])
+@pytest.mark.parametrize("who, allowed", [
+    (caller(1001), False),             # a project owner is not thereby a jobdef admin
+    (caller(1003), True),              # member of the admin group
+    (caller(1002, ADMINS_GID), True),  # ... as primary group
+    (caller(0), True),                 # root
+    (caller(990), True),               # the daemon's own user (a personal daemon)
+    (caller(None), False),
+])
+def test_registering_job_definitions_is_admin_only(backend, who, allowed):
+    if allowed:
+        policy().require_jobdef_admin(who, backend=backend)
+        return
+    with pytest.raises(PermissionDenied) as info:
+        policy().require_jobdef_admin(who, backend=backend)
+    assert info.value.http_status == 403 and info.value.code == "permission_denied"
+    assert (f"registering job definitions on the {backend} backend is limited to members of "
+            "group 'lab-admins' (setting [access] admin_group); ask an admin"
+            in info.value.message)
+
+
+def test_without_an_admin_group_only_root_and_the_daemon_user_register():
+    p = Policy("", daemon_uid=990, groups_of=lambda uid, gid: {ADMINS_GID},
+               gid_of=lambda name: ADMINS_GID)   # an empty name must never match a group
+    with pytest.raises(PermissionDenied, match="limited to root and the daemon's own user"):
+        p.require_jobdef_admin(caller(1003), backend="aws")
+    p.require_jobdef_admin(caller(0), backend="aws")
+    p.require_jobdef_admin(caller(990), backend="aws")

@@ -173,7 +173,8 @@ class MisbehavingServer:
                     continue
                 status, code = {"500": (500, "ServerException"),
                                 "429": (429, "TooManyRequestsException"),
-                                "400": (400, "ClientException")}[self.mode]
+                                "400": (400, "ClientException"),
+                                "403": (403, "ExpiredTokenException")}[self.mode]
                 body = json.dumps({"__type": code, "message": f"said {status}"}).encode()
                 writer.write(f"HTTP/1.1 {status} X\r\nContent-Type: application/json\r\n"
                              f"x-amzn-ErrorType: {code}\r\n"

@@ -93,6 +93,11 @@ def fake(sockdir):
     thread.join(5)
 
 
+def sent(fake) -> list[dict]:
+    """The requests a command made, without the /v1/ping that asks the upload limits."""
+    return [r for r in fake.requests if r["path"] != "/v1/ping"]
+
+
 def run(fake_or_path, *argv):
     """Run batchctl in-process; return (exit code, stdout, stderr)."""
     path = fake_or_path if isinstance(fake_or_path, str) else fake_or_path.path
@@ -331,7 +336,7 @@ def test_import_sends_text_and_prints_summary(fake, tmp_path):
     code, out, err = run(fake, "import", "myproj", "--metadata", str(csv))
     assert code == 0, err
     assert out.strip() == "Imported project myproj: 12,345 samples (columns: sample_name, file_name)"
-    body = fake.requests[0]["body"]
+    body = sent(fake)[0]["body"]
     assert body == {"name": "myproj", "metadata": "sample_name,file_name\nsé,f.fastq\n",
                     "metadata_filename": str(csv), "sample_col": "sample_name",
                     "file_col": "file_name"}
@@ -371,7 +376,7 @@ def test_create_sends_base_dir(fake, tmp_path, monkeypatch):
     code, out, err = run(fake, "create", "myproj", "--definition", "defs/famli.json")
     assert code == 0, err
     assert out.splitlines()[0] == "Created workflow myproj/FAMLI: 2 steps, 2,000 jobs"
-    body = fake.requests[0]["body"]
+    body = sent(fake)[0]["body"]
     assert body == {"definition": '{"workflow_name": "FAMLI"}',
                     "definition_filename": "defs/famli.json",
                     "base_dir": str(tmp_path / "defs")}
@@ -492,7 +497,7 @@ def test_jobdef_register(fake, tmp_path):
     code, out, err = run(fake, "jobdef", "register", str(f))
     assert code == 0, err
     assert out.strip() == "Registered famli:3"
-    assert fake.requests[0]["body"] == {"spec": {"jobDefinitionName": "famli",
+    assert sent(fake)[0]["body"] == {"spec": {"jobDefinitionName": "famli",
                                                  "type": "container"}, "filename": str(f)}
 
 
@@ -677,3 +682,29 @@ def test_http_answer_broken_is_bad_answer(raw):
     from batchctl.client import BadAnswer
     with pytest.raises(BadAnswer):
         _answer(raw)
+
+
+def test_a_connection_closed_mid_upload_says_the_request_is_probably_too_large(sockdir):
+    """What a daemon that stops reading an oversized body and closes without an answer looks
+    like: a broken pipe while sending, then a reset or end of stream instead of the 413."""
+    path = os.path.join(sockdir, "closer.sock")
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(path)
+    server.listen(1)
+
+    def take_the_head_and_hang_up():
+        conn, _ = server.accept()
+        conn.recv(4096)
+        conn.close()     # unread data in its queue: the client's next send or read fails
+
+    thread = threading.Thread(target=take_the_head_and_hang_up, daemon=True)
+    thread.start()
+    try:
+        with pytest.raises(CtlError) as info:
+            Client(path, timeout=30).post("/v1/projects", {"metadata": "x" * (16 << 20)})
+    finally:
+        thread.join(10)
+        server.close()
+    assert info.value.exit_code == 8
+    assert "before batchctl had sent the 16,777,232-byte request" in info.value.message
+    assert "probably larger than the daemon accepts" in info.value.message

@@ -67,7 +67,7 @@ def test_other_aws_fields_pass_through():
     (spec(command=["echo", 1]), "containerProperties.command"),
     (spec(vcpus=1.5), "fractional vCPUs go in resourceRequirements"),
     (spec(memory="2G"), "containerProperties.memory: expected a whole number of MiB"),
-    (spec(vcpus=0), "containerProperties.vcpus: expected a whole number of vCPUs >= 1"),
+    (spec(vcpus=0), "containerProperties.vcpus: expected a whole number of vCPUs from 1 to 448"),
     (spec(comand=["x"]), "containerProperties.comand: unknown key; did you mean 'command'?"),
     (dict(spec(), paramters={}), "jd.json: paramters: unknown key; did you mean 'parameters'?"),
     (dict(spec(), parameters={"a": None}), "parameters.a: expected a string"),

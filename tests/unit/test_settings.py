@@ -117,3 +117,25 @@ def test_unknown_toml_key_names_the_nearest_valid_one(tmp_path):
     with pytest.raises(InvalidInput) as err:
         load_settings({"config_file": str(config)}, env={})
     assert "did you mean 'poll_interval'?" in err.value.message
+
+
+def test_admin_group_from_the_access_section_top_level_and_env(tmp_path):
+    config = tmp_path / "batchd.toml"
+    config.write_text("[access]\nadmin_group = 'lab admins@ad'\n")
+    assert load_settings({"config_file": str(config)}, env={}).admin_group == "lab admins@ad"
+    config.write_text("admin_group = 'managers'\n")        # the older spelling still works
+    assert load_settings({"config_file": str(config)}, env={}).admin_group == "managers"
+    config.write_text("[access]\nadmin_group = ''\n")       # no group: root and daemon user
+    assert load_settings({"config_file": str(config)}, env={}).admin_group == ""
+    assert load_settings({}, env={"BATCHD_ADMIN_GROUP": "ops"}).admin_group == "ops"
+    assert load_settings({}, env={}).admin_group == "batchd-admin"
+
+
+@pytest.mark.parametrize("value", ["5", "'a:b'", "'a,b'", "' padded'", '"x\\u0007"',
+                                   "'" + "g" * 257 + "'"])
+def test_a_bad_admin_group_names_the_key(tmp_path, value):
+    config = tmp_path / "batchd.toml"
+    config.write_text(f"[access]\nadmin_group = {value}\n")
+    with pytest.raises(InvalidInput) as err:
+        load_settings({"config_file": str(config)}, env={})
+    assert "[access] admin_group" in err.value.message and "group name" in err.value.message

@@ -62,6 +62,9 @@ def test_unit_declares_what_the_daemon_relies_on():
     assert one["RuntimeDirectoryMode"] == "0750" and one["ConfigurationDirectory"] == "batchd"
     assert one["Restart"] == "on-failure" and one["UMask"] == "0007"
     assert one["ExecReload"] == "/bin/kill -HUP $MAINPID"
+    # Exit 2 is a bad setting (batchd/cli.py): a restart would fail the same way, forever.
+    # 3 is another daemon owning the socket or state directory: the same.
+    assert {"2", "3"} <= set(one["RestartPreventExitStatus"].split())
     assert "BATCHD_SOCKET=%t/batchd/batchd.sock" in d["Environment"]
     stop = int(one["TimeoutStopSec"].rstrip("s"))
     assert stop >= settings_mod.Settings().shutdown_timeout + 10
