@@ -36,7 +36,8 @@ KNOWN_DEFECTS: set[str] = set()
 
 # What the scenario must reach, or it no longer tests what it claims to (the lost job's lookup
 # by name, the cancels, the TerminateJobs, the rejected SubmitJob, the resubmit).
-MUST_REACH = ("store.cancel_jobs:after", "store.fail_attempt:after", "store.resubmit_jobs:after", "store.mark_lost:after",
+MUST_REACH = ("store.cancel_jobs:after", "store.fail_attempt:after",
+              "store.resubmit_jobs:after", "store.mark_lost:after",
               "store.record_submitted:after", "backend.find_by_name:after",
               "backend.cancel:after", "backend.submit:after", "outputs.exists_many:after")
 
