@@ -47,7 +47,7 @@ WAIT = 60.0                          # seconds per stage before giving up (then 
 class Run:
     fake: Any
     daemon: Any
-    cancel_returned: float = float("inf")      # epoch seconds: both cancels had answered
+    cancel_returned: float = float("inf")      # epoch seconds: every cancel had answered
     states_at_cancel: dict[str, dict[str, int]] = field(default_factory=dict)
     lost_forgotten: bool = False
 
@@ -165,6 +165,7 @@ def scenario(fake_aws_factory, aws_daemon_factory, env: dict[str, str]) -> Run:
     # Refused, recorded as such (waiting to be sent again); after a crash, once looked up.
     run.drive(lambda: any(a["submit_status"] in ("pending", "unsent") for a in run.read(
         _wf_path("p/cz") + "/attempts")["attempts"]))
+
     def note_states() -> bool:      # what the cancels meet (a drive: the daemon may die)
         run.states_at_cancel = {t.split("/")[1]: run.counts(t) for t in CANCELLED_TARGETS}
         for name in ("cy", "cz"):
