@@ -85,6 +85,9 @@ class FakeConfig:
     drop_submit_mode: str = "close"       # "close" (reset connection) | "500" (empty 500)
     list_lag: float = 0.0                 # REAL seconds a new job stays absent from ListJobs
     # (real, like batchd's own settle delay, so a test does not depend on time_scale)
+    hold_submit_names: str | None = None  # glob: SubmitJob creates the job, then its answer
+    hold_submit_seconds: float = 30.0     # waits for POST /_fake/release (at most this, real)
+    throttle_submit_names: str | None = None   # glob: SubmitJob of such a name always 429
     auto_create_buckets: bool = True
     # --- refused credentials (runtime-switchable) ---
     auth_error_code: str | None = None    # answer HTTP 403 with this code (e.g.

@@ -108,6 +108,8 @@ class Stats:
         self.outcomes: Counter[str] = Counter()          # behaviour actually applied
         self.forgotten = 0
         self.described_ids = 0                       # job ids asked for in DescribeJobs
+        self.last_submit_at: dict[str, float] = {}   # jobName -> latest SubmitJob (epoch s)
+        self.held_submits = 0                        # SubmitJob answers held right now
         self.started = time.monotonic()
 
     def duplicates(self) -> dict[str, int]:
@@ -133,8 +135,10 @@ class Stats:
             "outcomes": dict(self.outcomes),
             "forgotten": self.forgotten,
             "described_ids": self.described_ids,
+            "held_submits": self.held_submits,
             "real_seconds": elapsed,
         }
         if include_names:
             out["submits_by_name"] = dict(self.submits_by_name)
+            out["last_submit_at"] = dict(self.last_submit_at)
         return out

@@ -11,7 +11,10 @@ path `/v1/<op>` -> Batch; anything else -> S3 (path style). Use it in-process::
 
 from __future__ import annotations
 
+import asyncio
+import fnmatch
 import json
+import time
 from typing import Any
 
 from aiohttp import web
@@ -45,6 +48,7 @@ class FakeAWS:
         self.sim = Simulator(config, self.sched, self.stats, self.s3, self.logs)
         self.batch = BatchApi(self.sim, config)
         self._runner: web.AppRunner | None = None
+        self._held: list[asyncio.Future] = []     # SubmitJob answers waiting for release()
         self.url = ""
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -107,8 +111,17 @@ class FakeAWS:
         self.s3.auto_create = self.config.auto_create_buckets
         self.sched.rearm()
 
+    def release(self) -> int:
+        """Send every held SubmitJob answer now (`hold_submit_names`); returns how many."""
+        held, self._held = self._held, []
+        for future in held:
+            if not future.done():
+                future.set_result(None)
+        return len(held)
+
     def reset(self) -> None:
         """Forget all jobs, objects, log streams and counters (keeps the configuration)."""
+        self.release()
         self.sched.clear()
         self.sim.reset()
         self.s3.reset()
@@ -159,6 +172,13 @@ class FakeAWS:
             req = json.loads(body) if body else {}
             if op == "DescribeJobs":
                 stats.described_ids += len(req.get("jobs") or ())
+            elif op == "SubmitJob":     # when each name was last asked for (even if refused)
+                name = str(req.get("jobName"))
+                stats.last_submit_at[name] = time.time()
+                refuse = self.config.throttle_submit_names
+                if refuse and fnmatch.fnmatchcase(name, refuse):
+                    stats.throttled[op] += 1
+                    return _json_error(429, "TooManyRequestsException", "Too Many Requests")
             out = self.batch.handle(op, req, len(body))
         except ApiError as e:
             return _json_error(e.status, e.code, e.message)
@@ -170,8 +190,25 @@ class FakeAWS:
                 if request.transport is not None:
                     request.transport.abort()       # the client sees the connection reset
             return web.Response(status=500)
+        hold = self.config.hold_submit_names
+        if op == "SubmitJob" and hold and fnmatch.fnmatchcase(out["jobName"], hold):
+            await self._hold()
         return web.Response(body=_dumps(out).encode(), content_type="application/json",
                             headers={"x-amzn-RequestId": "fake"})
+
+    async def _hold(self) -> None:
+        """The job exists already; its creator waits for the answer (a slow SubmitJob)."""
+        future = asyncio.get_running_loop().create_future()
+        self._held.append(future)
+        self.stats.held_submits += 1
+        try:
+            await asyncio.wait_for(future, self.config.hold_submit_seconds)
+        except asyncio.TimeoutError:
+            pass
+        finally:
+            self.stats.held_submits -= 1
+            if future in self._held:
+                self._held.remove(future)
 
     async def _logs(self, request: web.Request, target: str) -> web.StreamResponse:
         prefix, _, op = target.partition(".")
@@ -205,6 +242,8 @@ class FakeAWS:
                 out = self.config.to_dict()
             elif what == "forget":
                 out = {"forgotten": sum(self.sim.forget(i) for i in body.get("job_ids", []))}
+            elif what == "release":
+                out = {"released": self.release()}
             elif what == "reset":
                 self.reset()
                 out = {"ok": True}
