@@ -23,13 +23,12 @@ from typing import Any, Callable, Iterable, Mapping
 
 from .errors import BatchdError
 from .logs import get_logger, set_level
-from .settings import Settings, load_settings
+from .settings import Settings, load_settings, log_ignored
 
 log = get_logger(component="reload")
 
 # Built into long-lived objects at start-up: changing them needs a restart.
-RESTART_ONLY = ("socket", "state_dir", "backend", "aws_region", "aws_profile",
-                "aws_direct_calls", "local_vcpus",
+RESTART_ONLY = ("socket", "state_dir", "backend", "aws_region", "aws_profile", "local_vcpus",
                 "local_memory", "submit_concurrency", "describe_concurrency", "log_format",
                 "max_request_bytes", "shutdown_timeout", "config_file")
 
@@ -97,6 +96,7 @@ class Reloader:
             return self._failed(exc.message)
         except Exception as exc:  # noqa: BLE001 - a reload must never take the daemon down
             return self._failed(f"{type(exc).__name__}: {exc}")
+        log_ignored(new, log)
         changed = diff(old, new)
         frozen = {k: v for k, v in changed.items() if k in RESTART_ONLY}
         if frozen:

@@ -77,9 +77,6 @@ class Settings:
     describe_concurrency: int = 4
     aws_region: str | None = None
     aws_profile: str | None = None
-    # SubmitJob, DescribeJobs, S3 HEAD/LIST signed and sent by batchd (aws_direct, s3_direct)
-    # rather than through aiobotocore's generic call path; false = aiobotocore for every call.
-    aws_direct_calls: bool = True
     local_vcpus: float = float(os.cpu_count() or 1)
     local_memory: int = field(default_factory=_total_memory_mib)
     retry: RetryDefaults = field(default_factory=RetryDefaults)
@@ -99,6 +96,9 @@ class Settings:
     limit_body_bytes: int = 64 * 1024
     shutdown_timeout: float = 20.0
     config_file: Path | None = None
+    # Removed settings found in the file or the environment, as (name, where given): accepted
+    # so that an old config still starts, named in a `setting_ignored` warning.
+    ignored: tuple[tuple[str, str], ...] = ()
 
     @property
     def database(self) -> Path:
@@ -117,7 +117,7 @@ class Settings:
 # TOML layout -> flat field names. Sections keep the file readable for admins.
 _TOML_SECTIONS = {
     "aws": {"region": "aws_region", "profile": "aws_profile", "rate_limit": "rate_limit",
-            "direct_calls": "aws_direct_calls"},
+            "direct_calls": "aws_direct_calls"},    # removed: see REMOVED
     "local": {"vcpus": "local_vcpus", "memory": "local_memory"},
     "submit": {"max_in_flight": "max_in_flight", "concurrency": "submit_concurrency",
                "order": "submit_order"},
@@ -131,7 +131,11 @@ _TOML_SECTIONS = {
                "jobdef_bytes": "limit_jobdef_bytes", "body_bytes": "limit_body_bytes"},
 }
 _RETRY_FIELDS = {f.name: f for f in fields(RetryDefaults)}
-_FIELDS = {f.name: f for f in fields(Settings) if f.name not in ("retry", "queue_caps", "config_file")}
+_FIELDS = {f.name: f for f in fields(Settings)
+           if f.name not in ("retry", "queue_caps", "config_file", "ignored")}
+# Settings that no longer do anything, still accepted (any value) from the TOML file and the
+# environment for old configs: name -> why it is gone.
+REMOVED = {"aws_direct_calls": "every AWS call now goes through aiobotocore's client"}
 _CHOICES = {"backend": ("local", "aws"), "log_format": ("auto", "json", "console"),
             "submit_order": ("breadth", "depth"),
             "log_level": ("debug", "info", "warning", "error")}
@@ -270,8 +274,11 @@ def _from_toml(path: Path) -> tuple[dict[str, Any], dict[str, int], dict[str, An
             for sub, subvalue in value.items():
                 if sub not in _TOML_SECTIONS[key]:
                     raise _unknown(path, f"[{key}] ", sub, _TOML_SECTIONS[key])
-                flat[_TOML_SECTIONS[key][sub]] = _coerce(_TOML_SECTIONS[key][sub], subvalue,
-                                                         f"{path}: [{key}] {sub}")
+                name = _TOML_SECTIONS[key][sub]
+                if name in REMOVED:
+                    flat.setdefault("ignored", []).append((name, f"{path}: [{key}] {sub}"))
+                    continue
+                flat[name] = _coerce(name, subvalue, f"{path}: [{key}] {sub}")
         elif key == "retry" and isinstance(value, dict):
             for sub, subvalue in value.items():
                 if sub not in _RETRY_FIELDS:
@@ -286,6 +293,8 @@ def _from_toml(path: Path) -> tuple[dict[str, Any], dict[str, int], dict[str, An
                                           f'{path}: [queues."{queue}"] max_in_flight')
         elif key in _FIELDS:
             flat[key] = _coerce(key, value, where)
+        elif key in REMOVED:
+            flat.setdefault("ignored", []).append((key, f"{path}: {key}"))
         else:
             raise _unknown(path, "", key, [*_FIELDS, *_TOML_SECTIONS, "retry", "queues"])
     return flat, caps, retry
@@ -297,6 +306,10 @@ def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
         var = f"BATCHD_{name.upper()}"
         if var in env and env[var] != "":
             flat[name] = _coerce(name, env[var], f"environment variable {var}")
+    ignored = [(name, f"environment variable BATCHD_{name.upper()}") for name in REMOVED
+               if f"BATCHD_{name.upper()}" in env]
+    if ignored:
+        flat["ignored"] = ignored
     return flat
 
 
@@ -312,7 +325,9 @@ def load_settings(flags: Mapping[str, Any] | None = None,
     retry: dict[str, Any] = {}
     if config_path is not None:
         values, caps, retry = _from_toml(config_path)
+    ignored = values.pop("ignored", [])
     values.update(_from_env(env))
+    ignored += values.pop("ignored", [])
     for name, value in flags.items():
         if name == "config_file":
             continue
@@ -320,8 +335,15 @@ def load_settings(flags: Mapping[str, Any] | None = None,
             raise InvalidInput(f"unknown setting {name!r}")
         values[name] = _coerce(name, value, f"--{name.replace('_', '-')}")
     settings = Settings(**values, queue_caps=caps, retry=RetryDefaults(**retry),
-                        config_file=config_path)
+                        config_file=config_path, ignored=tuple(ignored))
     return settings
+
+
+def log_ignored(settings: Settings, log: Any) -> None:
+    """One `setting_ignored` warning per removed setting still given (start-up, reload)."""
+    for name, where in settings.ignored:
+        log.warning("setting_ignored", setting=name, where=where, reason=REMOVED[name],
+                    hint="remove it from the configuration; it has no effect")
 
 
 def reload_settings(current: Settings) -> Settings:
