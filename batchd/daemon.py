@@ -30,7 +30,7 @@ from .errors import BatchdError, InvalidInput, PermanentBackendError, Unavailabl
 from .logs import get_logger
 from .poller import Poller
 from .reload import Reloader
-from .settings import Settings
+from .settings import Settings, log_ignored
 from .store import Store
 from .stuck import StuckWatcher
 from .submitter import SETTLE_SECONDS, Submitter
@@ -48,8 +48,7 @@ def make_backend(settings: Settings) -> Backend:
         from .backends.aws import AwsBackend
         from .ratelimit import RateBudget
         return AwsBackend(budget=RateBudget(settings.rate_limit), region=settings.aws_region,
-                          profile=settings.aws_profile, log=get_logger(component="aws"),
-                          direct_calls=settings.aws_direct_calls)
+                          profile=settings.aws_profile, log=get_logger(component="aws"))
     from .backends.local import LocalBackend
     return LocalBackend(settings.state_dir, vcpus=settings.local_vcpus,
                         memory=settings.local_memory, log=get_logger(component="local"))
@@ -261,6 +260,7 @@ async def serve(settings: Settings, *, notify: Callable[[str], None] | None = No
                             holders=(submitter, poller, checker, stuck, ctx), backend=backend,
                             wake=wake, on_applied=follow, notify=notify, counters=counters)
         reloader.requested = hup  # a SIGHUP that arrived during start-up is not lost
+        log_ignored(settings, log)
         log.info("daemon_started", version=__version__, backend=backend.name,
                  socket=str(settings.socket), state_dir=str(settings.state_dir),
                  pid=os.getpid(), submits_to_reconcile=unknown)

@@ -25,7 +25,7 @@ from .errors import BatchdError
 from .logs import get_logger, set_level
 # RESTART_ONLY: built into long-lived objects at start-up, so changing them needs a restart;
 # the field table in settings.py says which.
-from .settings import RESTART_ONLY, Settings, load_settings
+from .settings import RESTART_ONLY, Settings, load_settings, log_ignored
 
 log = get_logger(component="reload")
 
@@ -33,6 +33,8 @@ log = get_logger(component="reload")
 def diff(old: Settings, new: Settings) -> dict[str, tuple[Any, Any]]:
     changed = {}
     for f in dataclasses.fields(Settings):
+        if f.name == "ignored":          # not a setting: removed ones named, see log_ignored
+            continue
         a, b = getattr(old, f.name), getattr(new, f.name)
         if a != b:
             changed[f.name] = (a, b)
@@ -93,6 +95,7 @@ class Reloader:
             return self._failed(exc.message)
         except Exception as exc:  # noqa: BLE001 - a reload must never take the daemon down
             return self._failed(f"{type(exc).__name__}: {exc}")
+        log_ignored(new, log)
         changed = diff(old, new)
         frozen = {k: v for k, v in changed.items() if k in RESTART_ONLY}
         if frozen:

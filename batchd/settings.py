@@ -78,9 +78,6 @@ class Settings:
     describe_concurrency: int = 4
     aws_region: str | None = None
     aws_profile: str | None = None
-    # SubmitJob, DescribeJobs, S3 HEAD/LIST signed and sent by batchd (aws_direct, s3_direct)
-    # rather than through aiobotocore's generic call path; false = aiobotocore for every call.
-    aws_direct_calls: bool = True
     local_vcpus: float = float(os.cpu_count() or 1)
     local_memory: int = field(default_factory=_total_memory_mib)
     retry: RetryDefaults = field(default_factory=RetryDefaults)
@@ -100,6 +97,9 @@ class Settings:
     limit_body_bytes: int = 64 * 1024
     shutdown_timeout: float = 20.0
     config_file: Path | None = None
+    # Removed settings found in the file or the environment, as (name, where given): accepted
+    # so that an old config still starts, named in a `setting_ignored` warning.
+    ignored: tuple[tuple[str, str], ...] = ()
 
     @property
     def database(self) -> Path:
@@ -162,7 +162,6 @@ FIELDS: tuple[Field, ...] = (
         _REGION, "not an AWS region name such as us-east-1 or eu-west-2")), "[aws] region",
         RESTART),
     _flat("aws_profile", conv.optional(conv.aws_name()), "[aws] profile", RESTART),
-    _flat("aws_direct_calls", conv.boolean, "[aws] direct_calls", RESTART),
     _flat("local_vcpus", conv.number(0.01, 100_000.0), "[local] vcpus", RESTART),
     _flat("local_memory", conv.whole(1, 1 << 40), "[local] memory", RESTART),
     # The same bounds as a step's "retry" in a workflow definition (definition_parser.py).
@@ -208,6 +207,12 @@ _CAPS = next(f for f in FIELDS if f.name == "queue_caps")
 _CONFIG = next(f for f in FIELDS if f.name == "config_file")
 RESTART_ONLY = tuple(f.name for f in FIELDS if f.reload == RESTART)
 
+# Settings that no longer do anything, still accepted (any value) from the TOML file and the
+# environment so that an old config starts: name -> (its [section] key, why it is gone).
+REMOVED = {"aws_direct_calls": (("aws", "direct_calls"),
+                                "every AWS call now goes through aiobotocore's client")}
+_REMOVED_KEYS = {key: name for name, (key, _) in REMOVED.items()}
+
 
 def _unknown(path: Path, label: str, key: str, known) -> InvalidInput:
     near = difflib.get_close_matches(key, list(known), n=1)
@@ -240,6 +245,10 @@ def _from_toml(path: Path) -> tuple[dict[str, Any], dict[str, int], dict[str, An
         where = f"{path}: {key}"
         if key in _TOML_SECTIONS and isinstance(value, dict):
             for sub, subvalue in value.items():
+                if (key, sub) in _REMOVED_KEYS:
+                    flat.setdefault("ignored", []).append(
+                        (_REMOVED_KEYS[key, sub], f"{path}: [{key}] {sub}"))
+                    continue
                 if sub not in _TOML_SECTIONS[key]:
                     raise _unknown(path, f"[{key}] ", sub, _TOML_SECTIONS[key])
                 name = _TOML_SECTIONS[key][sub]
@@ -259,6 +268,8 @@ def _from_toml(path: Path) -> tuple[dict[str, Any], dict[str, int], dict[str, An
                                           "max_in_flight")
         elif key in _FIELDS:
             flat[key] = convert(_FIELDS[key], value, where)
+        elif key in REMOVED:
+            flat.setdefault("ignored", []).append((key, f"{path}: {key}"))
         else:
             raise _unknown(path, "", key, [*_FIELDS, *_TOML_SECTIONS, "retry", "queues"])
     return flat, caps, retry
@@ -270,6 +281,10 @@ def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
         var = row.env
         if var in env and env[var] != "":
             flat[name] = convert(row, env[var], f"environment variable {var}")
+    ignored = [(name, f"environment variable BATCHD_{name.upper()}") for name in REMOVED
+               if f"BATCHD_{name.upper()}" in env]
+    if ignored:
+        flat["ignored"] = ignored
     return flat
 
 
@@ -285,7 +300,9 @@ def load_settings(flags: Mapping[str, Any] | None = None,
     retry: dict[str, Any] = {}
     if config_path is not None:
         values, caps, retry = _from_toml(config_path)
+    ignored = values.pop("ignored", [])
     values.update(_from_env(env))
+    ignored += values.pop("ignored", [])
     for name, value in flags.items():
         if name == "config_file":
             continue
@@ -293,8 +310,24 @@ def load_settings(flags: Mapping[str, Any] | None = None,
             raise InvalidInput(f"unknown setting {name!r}")
         values[name] = convert(_FIELDS[name], value, f"--{name.replace('_', '-')}")
     settings = Settings(**values, queue_caps=caps, retry=RetryDefaults(**retry),
-                        config_file=config_path)
+                        config_file=config_path, ignored=tuple(ignored))
     return settings
+
+
+def reload_settings(current: Settings) -> Settings:
+    """Re-read the same layers (SIGHUP); flags given at start-up are kept by the caller."""
+    return load_settings({"config_file": current.config_file} if current.config_file else {})
+
+
+def replace(settings: Settings, **changes: Any) -> Settings:
+    return dataclasses.replace(settings, **changes)
+
+
+def log_ignored(settings: Settings, log: Any) -> None:
+    """One `setting_ignored` warning per removed setting still given (start-up, reload)."""
+    for name, where in settings.ignored:
+        log.warning("setting_ignored", setting=name, where=where, reason=REMOVED[name][1],
+                    hint="remove it from the configuration; it has no effect")
 
 
 def reload_settings(current: Settings) -> Settings:

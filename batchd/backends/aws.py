@@ -1,11 +1,16 @@
 """The AWS Batch backend (aiobotocore).
 
-One long-lived client per service (batch, s3, logs), created in `start()` from one `AioSession`
-that follows the standard AWS configuration: credential chain, `profile`, region (`region` arg,
+Long-lived clients (batch twice, s3, logs), created in `start()` from one `AioSession` that
+follows the standard AWS configuration: credential chain, `profile`, region (`region` arg,
 then `AWS_REGION`, then `AWS_DEFAULT_REGION` / the profile's region) and the standard endpoint
 overrides (`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_BATCH`, `AWS_ENDPOINT_URL_S3`,
 `AWS_ENDPOINT_URL_CLOUDWATCH_LOGS`, or `endpoint_url` in the profile's config; botocore
-resolves them and aiobotocore goes through the same code).
+resolves them and aiobotocore goes through the same code). Every call goes through
+aiobotocore's public client API; the only tuning is public `AioConfig`: a fixed user agent, pool
+sizes, no client-side retries on Batch, and no parameter validation on the Batch client that
+sends the two calls made for every job (SubmitJob, DescribeJobs), whose parameters batchd
+builds itself. Every other Batch call, job definitions (user JSON) first, goes through a second
+Batch client that validates.
 
 Every Batch call waits for the account-wide `RateBudget` first and reports the outcome back
 (success / throttled / 5xx). The Batch client never retries by itself
@@ -30,16 +35,12 @@ import botocore
 from aiobotocore.config import AioConfig
 from aiobotocore.session import AioSession
 from botocore import exceptions as bexc
-from botocore.validate import validate_parameters
 
 from .. import __version__
 from ..backend_auth import AuthWatch
 from ..errors import (PermanentBackendError, SubmitOutcomeUnknown, Throttled,
                       TransientBackendError)
 from ..ratelimit import Priority, RateBudget
-from . import fastparse
-from .aws_direct import DIRECT_OPERATIONS, DirectCalls
-from .s3_direct import S3DirectCalls
 from .aws_shapes import custom_log_group, job_status_from_detail, submit_params
 from .aws_errors import classify_client_error
 from .base import DESCRIBE_BATCH, Backend, JobStatus, QueueInfo, SubmitRequest
@@ -69,8 +70,7 @@ class AwsBackend(Backend):
     def __init__(self, *, budget: RateBudget, region: str | None = None,
                  profile: str | None = None, log=None, s3_concurrency: int = 32,
                  log_group: str = "/aws/batch/job", connect_timeout: float = 10.0,
-                 read_timeout: float = 60.0, max_pool_connections: int = 50,
-                 direct_calls: bool = True) -> None:
+                 read_timeout: float = 60.0, max_pool_connections: int = 50) -> None:
         self.budget = budget
         self.region = region
         self.profile = profile
@@ -80,12 +80,11 @@ class AwsBackend(Backend):
         self.read_timeout = read_timeout
         self.max_pool_connections = max_pool_connections
         self.s3_concurrency = s3_concurrency
-        self.direct_calls = direct_calls   # SubmitJob/DescribeJobs by aws_direct.py
         self.outputs = S3OutputStore(None, concurrency=s3_concurrency, log=log)
         self._stack: contextlib.AsyncExitStack | None = None
         self._session: AioSession | None = None
-        self.batch: Any = None
-        self.direct: DirectCalls | None = None
+        self.batch: Any = None            # UNVALIDATED operations, parameter validation off
+        self.batch_checked: Any = None    # every other Batch operation, validated
         self.s3: Any = None
         self.logs: Any = None
         self._logs_sem = asyncio.Semaphore(self.LOGS_CONCURRENCY)
@@ -121,7 +120,6 @@ class AwsBackend(Backend):
             return
         try:
             session = AioSession(profile=self.profile) if self.profile else AioSession()
-            fastparse.install(session)
             region = self._resolve_region(session)
         except bexc.ProfileNotFound as exc:
             raise PermanentBackendError(f"AWS profile not found: {exc}") from exc
@@ -129,12 +127,12 @@ class AwsBackend(Backend):
         stack = contextlib.AsyncExitStack()
         try:
             batch_config = self._config(retries={"mode": "standard", "total_max_attempts": 1})
-            # Validated in _call instead, except where batchd builds every field itself.
-            batch_config = batch_config.merge(AioConfig(parameter_validation=False))
             self.batch = await stack.enter_async_context(session.create_client(
+                "batch", region_name=region,
+                config=batch_config.merge(AioConfig(parameter_validation=False))))
+            # Few calls, some carrying user JSON: botocore names a bad field before sending.
+            self.batch_checked = await stack.enter_async_context(session.create_client(
                 "batch", region_name=region, config=batch_config))
-            if self.direct_calls:
-                self.direct = DirectCalls(self.batch, log=self.log)
             s3_pool = max(self.max_pool_connections, self.s3_concurrency)
             s3_retries = {"mode": "standard", "total_max_attempts": 3}
             s3_client = session.create_client(
@@ -161,9 +159,7 @@ class AwsBackend(Backend):
             await stack.aclose()
             raise
         self._session, self._stack = session, stack
-        # HEAD/LIST for output checks skip botocore's per-call path too (s3_direct.py).
-        self.outputs.client = (S3DirectCalls(self.s3, log=self.log) if self.direct_calls
-                               else self.s3)
+        self.outputs.client = self.s3
         if self.log is not None:
             self.log.info("aws_backend_started", region=region,
                           batch_endpoint=self.batch.meta.endpoint_url,
@@ -175,8 +171,7 @@ class AwsBackend(Backend):
         stack, self._stack = self._stack, None
         if stack is not None:
             await stack.aclose()
-        self.batch = self.s3 = self.logs = None
-        self.direct = None
+        self.batch = self.batch_checked = self.s3 = self.logs = None
         self.outputs.client = None
         await self.budget.aclose()      # no dispatcher task left behind at loop shutdown
 
@@ -184,20 +179,14 @@ class AwsBackend(Backend):
     async def _call(self, operation: str, priority: Priority, *, job_name: str | None = None,
                     **params: Any) -> dict[str, Any]:
         """One Batch API call under the rate budget, with the outcome fed back to it."""
-        if self.batch is None:
+        client = self.batch if operation in UNVALIDATED else self.batch_checked
+        if client is None:
             raise TransientBackendError("the AWS backend is not started")
-        method = getattr(self.batch, _snake(operation))
+        method = getattr(client, _snake(operation))
         await self.budget.acquire(priority)
         self.calls[operation] = self.calls.get(operation, 0) + 1
         try:
-            if operation not in UNVALIDATED:
-                validate_parameters(params, self.batch.meta.service_model.operation_model(
-                    operation).input_shape)
-            direct = self.direct
-            if direct is not None and direct.ready(operation):
-                response = await direct.call(operation, params)
-            else:
-                response = await method(**params)
+            response = await method(**params)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - everything is classified
@@ -405,11 +394,10 @@ class AwsBackend(Backend):
 
 
 # The calls made per job, with parameters batchd builds from already-checked input (typed by
-# submit_params; tests/unit check them against botocore's model): botocore's validation of
+# submit_params; tests/unit check them with a validating client): botocore's validation of
 # every request was ~4 % of the daemon's CPU at a 400 TPS budget. Everything else (job
-# definitions are user JSON) is validated before it is sent. The same two calls are the ones
-# aws_direct.py sends itself.
-UNVALIDATED = DIRECT_OPERATIONS
+# definitions are user JSON) goes through `batch_checked`, which validates before sending.
+UNVALIDATED = frozenset({"SubmitJob", "DescribeJobs"})
 
 
 def _user_agent() -> str:

@@ -3,7 +3,7 @@ against the fake AWS and a real batchd process, print a table, write a JSON repo
 
 examples:
   python -m tests.bench --smoke                          # every scenario, tiny (CI-sized)
-  python -m tests.bench --scenario throughput            # 20,000 jobs at 45 and 400 TPS
+  python -m tests.bench --scenario throughput            # 20,000 jobs at 45 TPS
   python -m tests.bench --scenario pipeline --scale 0.2  # 2,000 samples x 3 steps
   python -m tests.bench --scenario scale --jobs 10000 --report scale.json
 """

@@ -67,7 +67,12 @@ def evaluate(entry: dict[str, Any]) -> dict[str, Any]:
         checks += [_target(entry, "loop_lag_max_ms", "loop_lag_ms.max", "<=", 100),
                    _target(entry, "loop_lag_p99_ms", "loop_lag_ms.p99", "<=", 100)]
         return dict(checks)
-    checks.append(_target(entry, "cpu_s_per_1000_jobs", "daemon.cpu_per_1000_jobs", "<=", 3))
+    # Issue 15: CPU is judged at the real quota (45 TPS); scale keeps its older target. The
+    # pipeline's figure is report-only: each of its jobs is polled many times (RUNNABLE waits).
+    cpu_limit = {"throughput": 5, "scale": 3}.get(kind)
+    if cpu_limit is not None:
+        checks.append(_target(entry, "cpu_s_per_1000_jobs", "daemon.cpu_per_1000_jobs", "<=",
+                              cpu_limit))
     for key, value in checks:
         out[key] = value
     del name

@@ -142,8 +142,9 @@ def build(kind: str, *, scale: float = 1.0, jobs: int | None = None,
                       duration_mean=60.0, duration_spread=0.2, capacity=1_000_000,
                       timeout=120 if smoke else 3600,
                       notes="single-step jobs of ~60 s (sim); capacity never binds")
-        return [Scenario(name="throughput-45", rate_limit=45, fake_tps=50, **common),
-                Scenario(name="throughput-400", rate_limit=400, fake_tps=500, **common)]
+        # At AWS's fixed SubmitJob quota only: a raised budget measured a bypass of botocore
+        # that is gone (issue 15); `scale` still submits faster, to fill up quickly.
+        return [Scenario(name="throughput-45", rate_limit=45, fake_tps=50, **common)]
     if kind == "pipeline":
         n = size(10_000, 3)
         # Capacity chosen so that vCPU-seconds / capacity is the binding bound (RUNNABLE

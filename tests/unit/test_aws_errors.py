@@ -104,10 +104,17 @@ def test_submit_params():
                     "propagateTags": True}
 
 
-def _batch_input_shape(operation: str):
-    import botocore.session
-    model = botocore.session.get_session().get_service_model("batch")
-    return model.operation_model(operation).input_shape
+@pytest.fixture
+async def stubbed(fake_env):
+    """A started backend whose two Batch clients answer from stubs (nothing is sent)."""
+    from aiobotocore.stub import AioStubber
+    backend = AwsBackend(budget=RateBudget(100.0), region="us-east-1")
+    await backend.start()
+    try:
+        with AioStubber(backend.batch) as fast, AioStubber(backend.batch_checked) as checked:
+            yield backend, fast, checked
+    finally:
+        await backend.close()
 
 
 @pytest.mark.parametrize("request_", [
@@ -116,20 +123,38 @@ def _batch_input_shape(operation: str):
                   command=["x", 2], environment={"E": 3}, timeout=600.5, tags={"t": 1}),
     SubmitRequest(job_name="n", queue="q", job_definition="d"),
 ])
-def test_submit_params_are_valid_for_botocore_model(request_):
+async def test_submit_params_are_valid_for_botocore_model(request_, stubbed):
     """The Batch client skips botocore's parameter validation for SubmitJob (CPU at scale):
-    what submit_params builds, from any typed input, must pass it."""
-    from botocore.validate import validate_parameters
-    validate_parameters(AwsBackend.submit_params(request_), _batch_input_shape("SubmitJob"))
+    what submit_params builds, from any typed input, must pass it on the validating client."""
+    backend, _, checked = stubbed
+    params = AwsBackend.submit_params(request_)
+    checked.add_response("submit_job", {"jobId": "j-1", "jobName": "n", "jobArn": "a"},
+                         expected_params=params)
+    assert (await backend.batch_checked.submit_job(**params))["jobId"] == "j-1"
+    checked.assert_no_pending_responses()
+
+
+async def test_only_the_per_job_client_skips_validation(stubbed):
+    # The check above can fail: the validating client names a bad field before any answer,
+    # where the per-job client (the one SubmitJob goes through) lets it pass.
+    from botocore.exceptions import ParamValidationError
+    backend, fast, checked = stubbed
+    params = AwsBackend.submit_params(SubmitRequest(job_name="n", queue="q", job_definition="d"))
+    params["timeout"] = {"attemptDurationSeconds": "600"}
+    answer = {"jobId": "j-1", "jobName": "n", "jobArn": "a"}
+    checked.add_response("submit_job", answer)
+    with pytest.raises(ParamValidationError, match="timeout.attemptDurationSeconds"):
+        await backend.batch_checked.submit_job(**params)
+    fast.add_response("submit_job", answer)
+    assert (await backend.batch.submit_job(**params))["jobId"] == "j-1"
 
 
 # --------------------------------------------------------------------------- socket level
 class MisbehavingServer:
-    """Reads one HTTP request per connection, counts it, then does `mode` (after answering
-    the first `good` requests with a job: that teaches aws_direct.py the route)."""
+    """Reads HTTP requests, counts them, and answers each by doing `mode`."""
 
-    def __init__(self, mode: str, good: int = 0) -> None:
-        self.mode, self.good = mode, good
+    def __init__(self, mode: str) -> None:
+        self.mode = mode
         self.requests: list[str] = []
         self.server: asyncio.base_events.Server | None = None
 
@@ -151,12 +176,6 @@ class MisbehavingServer:
                                if h.lower().startswith("content-length:")), 0)
                 await reader.readexactly(length)
                 self.requests.append(lines[0])
-                if len(self.requests) <= self.good:
-                    body = json.dumps({"jobId": "j-1", "jobName": "n", "jobArn": "a"}).encode()
-                    writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                                 b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
-                    await writer.drain()
-                    continue
                 if self.mode == "close":
                     writer.transport.abort()                      # reset, no answer
                     return
@@ -197,11 +216,9 @@ def fake_env(monkeypatch, tmp_path):
     return monkeypatch
 
 
-async def submit_against(mode: str, fake_env, path: str = "aiobotocore"
+async def submit_against(mode: str, fake_env
                          ) -> tuple[Exception, MisbehavingServer, RateBudget]:
-    """The failure on either call path: aiobotocore's (the first SubmitJob always takes it)
-    or aws_direct.py's (every later one), which must fail in exactly the same way."""
-    server = MisbehavingServer(mode, good=1 if path == "direct" else 0)
+    server = MisbehavingServer(mode)
     async with server as url:
         fake_env.setenv("AWS_ENDPOINT_URL_BATCH", url)
         budget = RateBudget(100.0)
@@ -209,27 +226,17 @@ async def submit_against(mode: str, fake_env, path: str = "aiobotocore"
                              connect_timeout=1.0)
         await backend.start()
         try:
-            if path == "direct":
-                assert await backend.submit(SubmitRequest(job_name="ok", queue="q",
-                                                          job_definition="d")) == "j-1"
-                assert backend.direct is not None and backend.direct.ready("SubmitJob")
             with pytest.raises(Exception) as info:
                 await backend.submit(SubmitRequest(job_name="p-w-s1-0-a1", queue="q",
                                                    job_definition="d"))
-            assert backend.direct.calls == (1 if path == "direct" else 0)
         finally:
             await backend.close()
-    del server.requests[:server.good]
     return info.value, server, budget
 
 
-PATHS = ["aiobotocore", "direct"]
-
-
-@pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("mode", ["close", "fin", "hang", "500", "garbage", "no-job-id"])
-async def test_submit_outcome_unknown_single_request(mode, path, fake_env):
-    error, server, budget = await submit_against(mode, fake_env, path)
+async def test_submit_outcome_unknown_single_request(mode, fake_env):
+    error, server, budget = await submit_against(mode, fake_env)
     assert type(error) is SubmitOutcomeUnknown, repr(error)
     assert "look it up by name" in error.message
     assert len(server.requests) == 1                  # botocore did not retry
@@ -237,17 +244,15 @@ async def test_submit_outcome_unknown_single_request(mode, path, fake_env):
     assert budget.server_errors == (1 if mode == "500" else 0)
 
 
-@pytest.mark.parametrize("path", PATHS)
-async def test_submit_throttled_feeds_the_budget(path, fake_env):
-    error, server, budget = await submit_against("429", fake_env, path)
+async def test_submit_throttled_feeds_the_budget(fake_env):
+    error, server, budget = await submit_against("429", fake_env)
     assert type(error) is Throttled
     assert len(server.requests) == 1
     assert budget.throttles == 1 and budget.rate == 50.0
 
 
-@pytest.mark.parametrize("path", PATHS)
-async def test_submit_rejected(path, fake_env):
-    error, server, budget = await submit_against("400", fake_env, path)
+async def test_submit_rejected(fake_env):
+    error, server, budget = await submit_against("400", fake_env)
     assert type(error) is PermanentBackendError
     assert error.message == "AWS Batch rejected job p-w-s1-0-a1: said 400"
     assert error.details["aws_code"] == "ClientException"

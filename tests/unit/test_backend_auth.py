@@ -1,6 +1,7 @@
 """backend_auth.py: refused credentials are one condition per operation, with a capped
-exponential back-off, logged once per transition; both AWS call paths (aiobotocore's and
-aws_direct.py's) record a 403 the same way."""
+exponential back-off, logged once per transition; both Batch clients (the one without
+parameter validation for the per-job calls, the validating one for the rest) record a 403 the
+same way."""
 
 from __future__ import annotations
 
@@ -102,29 +103,29 @@ def test_jobs_held_up_say_so_by_state():
     assert watch.waiting_reason("COMPLETED") is None
 
 
-@pytest.mark.parametrize("path", ["aiobotocore", "direct"])
-async def test_a_403_is_recorded_the_same_on_both_call_paths(path, fake_env):  # noqa: F811
-    server = MisbehavingServer("403", good=1 if path == "direct" else 0)
+@pytest.mark.parametrize("operation", ["SubmitJob", "ListJobs"])
+async def test_a_403_is_recorded_the_same_by_both_batch_clients(operation, fake_env):  # noqa: F811
+    server = MisbehavingServer("403")
     async with server as url:
         fake_env.setenv("AWS_ENDPOINT_URL_BATCH", url)
         backend = AwsBackend(budget=RateBudget(100.0), region="us-east-1")
         await backend.start()
         try:
-            if path == "direct":
-                await backend.submit(SubmitRequest(job_name="ok", queue="q",
-                                                   job_definition="d"))
             with pytest.raises(TransientBackendError) as info:
-                await backend.submit(SubmitRequest(job_name="p-w-s1-0-a1", queue="q",
-                                                   job_definition="d"))
-            assert backend.direct.calls == (1 if path == "direct" else 0)
+                if operation == "SubmitJob":      # `batch`, parameter validation off
+                    await backend.submit(SubmitRequest(job_name="p-w-s1-0-a1", queue="q",
+                                                       job_definition="d"))
+                else:                             # `batch_checked`
+                    await backend.find_by_name("p-w-s1-0-a1", "q")
         finally:
             await backend.close()
+    assert len(server.requests) == 1
     error = info.value
     assert error.details["auth"] is True and error.aws_code == "ExpiredTokenException"
     assert "refused our credentials" in error.message
-    refusal = backend.auth.refusals["SubmitJob"]
+    refusal = backend.auth.refusals[operation]
     assert (refusal.aws_code, refusal.count) == ("ExpiredTokenException", 1)
-    assert backend.auth.failures_total == {"SubmitJob": 1}
+    assert backend.auth.failures_total == {operation: 1}
 
 
 def test_batchctl_shows_it_for_a_person():

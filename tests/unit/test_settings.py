@@ -46,15 +46,21 @@ def test_bad_config_names_file_and_key(tmp_path, text, message):
     assert message in err.value.message
 
 
-def test_aws_direct_calls_from_toml_and_env(tmp_path):
+def test_removed_direct_calls_is_accepted_and_ignored(tmp_path):
+    """`[aws] direct_calls` (and its variable) went with the direct-call modules: an old
+    config must still load, whatever value it gives, and say where the setting was found."""
     config = tmp_path / "c.toml"
-    config.write_text("[aws]\ndirect_calls = false\n")
-    assert load_settings({"config_file": str(config)}, env={}).aws_direct_calls is False
-    assert load_settings({}, env={"BATCHD_AWS_DIRECT_CALLS": "0"}).aws_direct_calls is False
-    assert load_settings({}, env={}).aws_direct_calls is True
+    config.write_text("[aws]\ndirect_calls = false\nregion = 'eu-west-1'\n")
+    settings = load_settings({"config_file": str(config)}, env={})
+    assert settings.aws_region == "eu-west-1"
+    assert settings.ignored == (("aws_direct_calls", f"{config}: [aws] direct_calls"),)
     config.write_text("[aws]\ndirect_calls = 'maybe'\n")
-    with pytest.raises(InvalidInput, match="direct_calls"):
-        load_settings({"config_file": str(config)}, env={})
+    settings = load_settings({"config_file": str(config)},
+                             env={"BATCHD_AWS_DIRECT_CALLS": "0"})
+    assert [where for _, where in settings.ignored] == [
+        f"{config}: [aws] direct_calls", "environment variable BATCHD_AWS_DIRECT_CALLS"]
+    assert load_settings({}, env={}).ignored == ()
+    assert not hasattr(settings, "aws_direct_calls")
 
 
 def test_submit_order_from_toml_and_env(tmp_path):

@@ -100,7 +100,7 @@ def test_config_example_loads_and_covers_every_setting(tmp_path, monkeypatch):
     for section, keys in settings_mod._TOML_SECTIONS.items():
         named |= {keys[k] for k in data.get(section, {})}
     every = {f.name for f in dataclasses.fields(settings_mod.Settings)} - {
-        "retry", "queue_caps", "config_file"}
+        "retry", "queue_caps", "config_file", "ignored"}
     assert every - named == set(), "settings missing from batchd.toml.example"
     assert set(data["retry"]) == {f.name for f in dataclasses.fields(settings_mod.RetryDefaults)}
     assert data["queues"]["spot-queue"]["max_in_flight"] == 2000
