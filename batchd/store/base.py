@@ -117,6 +117,12 @@ class StoreBase:
                 await conn.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
                 raise _unavailable(exc, self.path) or exc
+            except BaseException:
+                # Cancelled while the BEGIN was on its way: it still runs in the database
+                # thread, and left open it would make every later BEGIN fail.
+                with contextlib.suppress(sqlite3.Error):
+                    await conn.execute("ROLLBACK")
+                raise
             try:
                 yield conn
                 await conn.execute("COMMIT")

@@ -44,7 +44,7 @@ class Database:
         try:
             db._conn = await db._submit(_open, path, kwargs)
         except BaseException:
-            db._executor.shutdown(wait=False)
+            db._executor.shutdown(wait=True)        # idle by now: the join is immediate
             raise
         return db
 
