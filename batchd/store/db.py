@@ -50,8 +50,8 @@ class Database:
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """`fn(connection, *args)` in the database thread, in one round trip. Cancelling the
-        caller does not stop it: a call handed to the thread runs to its end, as a call
-        already inside SQLite must, so the order of calls on the connection is never broken."""
+        caller does not stop it: a call handed to the thread runs to its end, queued or not,
+        so the order of calls on the connection is never broken."""
         conn = self._conn
         if conn is None:
             raise sqlite3.ProgrammingError("Cannot operate on a closed database.")
@@ -81,11 +81,34 @@ class Database:
             # The queue is empty by now, so joining the idle thread does not block the loop.
             self._executor.shutdown(wait=True)
 
-    async def _submit(self, fn: Callable[..., T], *args: Any) -> T:
-        future = asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
-        # shield: a cancelled awaiter must not withdraw a call still queued either, so what
-        # the store sent is applied in the order sent, whoever is left to hear the answer.
-        return await asyncio.shield(future)
+    def _submit(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+        # Not `loop.run_in_executor`: chaining its two futures cost ~40 µs of CPU per trip
+        # here, against ~30 µs for one future answered with `call_soon_threadsafe`. And the
+        # asyncio future is not linked to the executor's, so a cancelled awaiter cannot
+        # withdraw a call still queued: what the store sent is applied in the order sent.
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._executor.submit(_answer, loop, future, fn, args)
+        return future
+
+
+def _answer(loop: asyncio.AbstractEventLoop, future: asyncio.Future[Any],
+            fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+    """In the database thread: run the call, then hand its outcome to the event loop."""
+    try:
+        result, error = fn(*args), None
+    except BaseException as exc:            # delivered to the awaiter, never lost here
+        result, error = None, exc
+    loop.call_soon_threadsafe(_deliver, future, result, error)
+
+
+def _deliver(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    if future.cancelled():                  # the awaiter gave up; the call ran all the same
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
 
 
 def _open(path: Path, kwargs: dict[str, Any]) -> sqlite3.Connection:
