@@ -15,9 +15,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, AsyncIterator, Callable, Iterable, TypeVar
 
-import aiosqlite
-
 from ..errors import Unavailable
+from .db import Database
 
 T = TypeVar("T")
 
@@ -47,8 +46,8 @@ def _migrations() -> list[tuple[int, str, str]]:
 class StoreBase:
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._writer: aiosqlite.Connection | None = None
-        self._reader: aiosqlite.Connection | None = None
+        self._writer: Database | None = None
+        self._reader: Database | None = None
         self._lock = asyncio.Lock()
 
     @classmethod
@@ -60,18 +59,20 @@ class StoreBase:
     async def _connect(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._writer = await aiosqlite.connect(self.path, isolation_level=None)
+            self._writer = await Database.connect(self.path, "writer", isolation_level=None)
             await self._pragmas(self._writer)
             await self._writer.execute("PRAGMA journal_mode=WAL")
             await self._migrate()
-            self._reader = await aiosqlite.connect(self.path, isolation_level=None)
+            self._reader = await Database.connect(self.path, "reader", isolation_level=None)
             await self._pragmas(self._reader)
-        except sqlite3.Error as exc:
-            raise _unavailable(exc, self.path) or exc
+        except BaseException as exc:
+            await self.close()          # no database thread outlives a store that failed to open
+            if isinstance(exc, sqlite3.Error):
+                raise _unavailable(exc, self.path) or exc
+            raise
 
     @staticmethod
-    async def _pragmas(conn: aiosqlite.Connection) -> None:
-        conn.row_factory = sqlite3.Row
+    async def _pragmas(conn: Database) -> None:
         await conn.execute("PRAGMA foreign_keys=ON")
         await conn.execute("PRAGMA busy_timeout=10000")
         # NORMAL is durable across process crashes in WAL mode (only an OS crash or power cut
@@ -85,8 +86,8 @@ class StoreBase:
         assert conn is not None
         await conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations ("
                            "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL)")
-        async with conn.execute("SELECT version FROM schema_migrations") as cur:
-            applied = {row[0] for row in await cur.fetchall()}
+        rows = await conn.fetchall("SELECT version FROM schema_migrations")
+        applied = {row[0] for row in rows}
         for version, name, sql in _migrations():
             if version in applied:
                 continue
@@ -97,13 +98,17 @@ class StoreBase:
                 f"({version}, '{name}', {time.time()});\nCOMMIT;")
 
     async def close(self) -> None:
-        for conn in (self._reader, self._writer):
-            if conn is not None:
-                await conn.close()
+        reader, writer = self._reader, self._writer
         self._reader = self._writer = None
+        try:
+            if reader is not None:
+                await reader.close()
+        finally:
+            if writer is not None:
+                await writer.close()
 
     @contextlib.asynccontextmanager
-    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+    async def transaction(self) -> AsyncIterator[Database]:
         """BEGIN IMMEDIATE ... COMMIT; rolled back on any exception (including cancellation)."""
         async with self._lock:
             conn = self._writer
@@ -112,6 +117,12 @@ class StoreBase:
                 await conn.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
                 raise _unavailable(exc, self.path) or exc
+            except BaseException:
+                # Cancelled while the BEGIN was on its way: it still runs in the database
+                # thread, and left open it would make every later BEGIN fail.
+                with contextlib.suppress(sqlite3.Error):
+                    await conn.execute("ROLLBACK")
+                raise
             try:
                 yield conn
                 await conn.execute("COMMIT")
@@ -148,8 +159,7 @@ class StoreBase:
     async def read(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
         conn = self._reader
         assert conn is not None, "store is closed"
-        # One round trip to the database thread (execute + fetchall + close would be three).
-        return list(await conn.execute_fetchall(sql, tuple(params)))
+        return await conn.fetchall(sql, params)     # one round trip to the database thread
 
     async def read_with(self, fn: Callable[..., T], *args: Any) -> T:
         """`fn(connection, *args)` in the reader's thread, inside one read transaction: the
@@ -157,7 +167,7 @@ class StoreBase:
         and all of them see the same snapshot."""
         conn = self._reader
         assert conn is not None, "store is closed"
-        return await conn._execute(_in_read_transaction, conn._conn, fn, args)
+        return await conn.run(_in_read_transaction, fn, args)
 
     async def read_one(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Row | None:
         rows = await self.read(sql, params)
@@ -190,12 +200,12 @@ def _run_statements(conn: sqlite3.Connection, statements: list[tuple[str, Any, b
 
 
 class WriteBatch:
-    """The statements of one `StoreBase.batch()` transaction. Each call into aiosqlite is a
+    """The statements of one `StoreBase.batch()` transaction. Each call on a `Database` is a
     round trip to its thread costing ~150 µs of CPU (a queue, a thread wake-up and the event
     loop's self-pipe), more than most statements: the pipeline benchmark made ~50,000 of
     them per 6,000 jobs. `defer`red statements wait for the next `fetch` or the COMMIT."""
 
-    def __init__(self, conn: aiosqlite.Connection) -> None:
+    def __init__(self, conn: Database) -> None:
         self._conn = conn
         self._pending: list[tuple[str, Any, bool]] = [("BEGIN IMMEDIATE", (), False)]
         self.sent = False           # BEGIN has gone to the database thread
@@ -219,6 +229,4 @@ class WriteBatch:
         if not statements and query is None:
             return None
         self.sent = True
-        # aiosqlite's own way to run a function in its thread, on its sqlite3 connection
-        # (pyproject pins the versions that have it; every store test goes through here).
-        return await self._conn._execute(_run_statements, self._conn._conn, statements, query)
+        return await self._conn.run(_run_statements, statements, query)

@@ -41,9 +41,8 @@ class ControlQueries(StoreBase):
         where, params = _filters(workflow_id, state, sample, step,
                                  (WAITING, *ACTIVE))
         async with self.transaction() as conn:
-            async with conn.execute(f"SELECT j.id, j.current_attempt_id, j.state FROM jobs j "
-                                    f"WHERE {where}", params) as cur:
-                rows = list(await cur.fetchall())
+            rows = await conn.fetchall(f"SELECT j.id, j.current_attempt_id, j.state FROM jobs j "
+                                       f"WHERE {where}", params)
             await conn.executemany(
                 f"UPDATE jobs SET state = '{CANCELLED}', reason = ?, failure_class = "
                 f"'cancelled', updated_at = ? WHERE id = ?",
@@ -75,12 +74,11 @@ class ControlQueries(StoreBase):
         where, params = _filters(workflow_id, state, sample, step, states)
         now = time.time()
         async with self.transaction() as conn:
-            async with conn.execute(
+            rows = await conn.fetchall(
                 f"SELECT j.id, j.state, j.sample_id, j.step, (j.step = 0 OR EXISTS (SELECT 1 "
                 f"FROM jobs p WHERE p.workflow_id = j.workflow_id AND p.sample_id = j.sample_id "
                 f"AND p.step = j.step - 1 AND p.state = '{COMPLETED}')) AS ready FROM jobs j "
-                f"WHERE {where}", params) as cur:
-                rows = list(await cur.fetchall())
+                f"WHERE {where}", params)
             updates = []
             for r in rows:
                 if r["state"] == COMPLETED:

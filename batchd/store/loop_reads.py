@@ -1,6 +1,6 @@
 """The loops' reads, as functions of a sqlite3 connection run in the reader's thread.
 
-`StoreBase.read_with` runs one of them in a single round trip to aiosqlite's thread and a
+`StoreBase.read_with` runs one of them in a single round trip to the reader's thread and a
 single read transaction: a loop's cycle used to make four or five trips (~150 µs of CPU each,
 more than most of these queries cost), and each could see a different moment.
 """

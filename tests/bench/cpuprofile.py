@@ -4,7 +4,7 @@ the event loop thread's CPU clock (BENCH_PROFILE uses it).
 `python -m cProfile` times functions by the wall clock, so the event loop's waits in
 `select()` (and, on this 2-core machine, the time the thread waits for a core) read as its
 biggest cost. With `time.thread_time` only the CPU the loop thread spends is attributed, which
-is what "daemon CPU per 1,000 jobs" measures. SQLite's work runs in aiosqlite's threads and
+is what "daemon CPU per 1,000 jobs" measures. SQLite's work runs in the store's database threads and
 is not seen here (`BENCH_PYSPY` samples those).
 """
 

@@ -52,7 +52,7 @@ def proc_cpu_times(pid: int) -> tuple[float, float] | None:
 
 def thread_cpu_times(pid: int) -> dict[int, tuple[float, float]]:
     """{thread id: (utime, stime)} of a live process's threads: the event loop (tid == pid)
-    versus aiosqlite's database threads and the resolver pool."""
+    versus the store's database threads and the resolver pool."""
     times = {}
     with contextlib.suppress(OSError):
         for task in Path(f"/proc/{pid}/task").iterdir():
@@ -129,7 +129,7 @@ class ProcSampler:
                 "system_cpu_seconds": None if self.last_system is None
                 else round(self.last_system, 2),
                 # CPU by thread, the event loop first: cProfile sees only that one (the
-                # others are aiosqlite's database threads and the resolver pool).
+                # others are the store's database threads and the resolver pool).
                 "event_loop_cpu_seconds": round(sum(self.threads.get(self.pid, (0.0, 0.0))), 2)
                 if self.pid in self.threads else None,
                 "threads_cpu_seconds": [

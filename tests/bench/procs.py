@@ -70,7 +70,7 @@ class BenchDaemon(Daemon):
              str(self.state_dir), *self.args],
             stdout=self._log, stderr=subprocess.STDOUT, env=env, cwd=self.root)
         # BENCH_PYSPY=DIR samples every thread with py-spy (attached, so the stop signal still
-        # reaches batchd): unlike cProfile it sees SQLite's work in aiosqlite's thread.
+        # reaches batchd): unlike cProfile it sees SQLite's work in the database threads.
         spy = os.environ.get("BENCH_PYSPY")
         if spy:
             subprocess.Popen(

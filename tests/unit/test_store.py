@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from typing import Callable
 
 import pytest
 
@@ -240,18 +241,11 @@ async def test_job_counts_are_filled_for_an_existing_database(tmp_path):
     await store.close()
 
 
-def _count_trips(store: Store, monkeypatch, connection: str = "writer") -> list[int]:
-    """Round trips to a connection's database thread, counted where aiosqlite queues them."""
-    trips = [0]
-    conn = store._writer if connection == "writer" else store._reader
-    real = conn._execute
-
-    async def counted(fn, *args, **kwargs):
-        trips[0] += 1
-        return await real(fn, *args, **kwargs)
-
-    monkeypatch.setattr(conn, "_execute", counted)
-    return trips
+def _count_trips(store: Store, connection: str = "writer") -> Callable[[], int]:
+    """Round trips to a connection's database thread from now on (`Database.trips`)."""
+    db = store._writer if connection == "writer" else store._reader
+    start = db.trips
+    return lambda: db.trips - start
 
 
 async def _claimed(store: Store, samples: int, limit: int = 100, plan=plan):
@@ -263,28 +257,28 @@ async def _claimed(store: Store, samples: int, limit: int = 100, plan=plan):
     return wf_id, await store.claim(wf_id, "q", limit, plan)
 
 
-async def test_hot_transactions_take_one_round_trip_each(store, monkeypatch):
+async def test_hot_transactions_take_one_round_trip_each(store):
     """BEGIN, the deferred statements and COMMIT travel together: a poll record used to be
     seven round trips (~150 µs of CPU each), more than its SQL cost."""
     wf_id = await make_workflow(store, samples=("a", "b", "c"), steps=1)
     await store.submit_workflow(wf_id)
     jobs = await store.jobs_to_check(1e12, 10)
-    trips = _count_trips(store, monkeypatch)
+    trips = _count_trips(store)
     await store.apply_checks(complete=[], absent=[j["id"] for j in jobs], unknown=[])
-    assert trips[0] == 1
+    assert trips() == 1
     claims = await store.claim(wf_id, "q", 10, plan)
-    assert trips[0] == 1 + 3            # the rows, their new attempt ids, the rest + COMMIT
+    assert trips() == 1 + 3             # the rows, their new attempt ids, the rest + COMMIT
     await store.record_submitted([(c.attempt_id, f"id-{c.attempt_id}") for c in claims], 0)
-    assert trips[0] == 4 + 2            # the orphan check needs an answer mid-way
+    assert trips() == 4 + 2             # the orphan check needs an answer mid-way
     due = await store.attempts_due(now=1e12, limit=10)
     await store.apply_poll([AttemptUpdate(a["id"], a["job_id"], "RUNNING", None, None, None,
                                           "s", 1.0, None, None, 1e13, True) for a in due], [])
-    assert trips[0] == 7
+    assert trips() == 7
     status = await store.workflow_status(await store.workflow("p", "w"))
     assert status["steps"][0]["counts"] == {"RUNNING": 3}
 
 
-async def test_poll_plan_says_when_the_first_attempt_not_taken_is_due(store, monkeypatch):
+async def test_poll_plan_says_when_the_first_attempt_not_taken_is_due(store):
     """The poller's cycle reads what is due and when the next one is, in one trip (it used
     to take two or three). Due ones are topped up to whole batches."""
     _, claims = await _claimed(store, 12)
@@ -300,9 +294,9 @@ async def test_poll_plan_says_when_the_first_attempt_not_taken_is_due(store, mon
     assert [a["next_poll_at"] for a in due] == [10, 11, 12]      # only within the window
     due = await store.attempts_due(14, 100, fill_to=5, fill_until=30)
     assert len(due) == 5 and {"workflow_id", "step"} <= set(due[0])
-    trips = _count_trips(store, monkeypatch, "reader")
+    trips = _count_trips(store, "reader")
     due, after = await store.poll_plan(11, 100, fill_to=5, fill_until=30)
-    assert trips[0] == 1
+    assert trips() == 1
     assert [a["next_poll_at"] for a in due] == [10, 11, 12, 13, 14] and after == 15
     due, after = await store.poll_plan(11, 100, fill_to=5, fill_until=12.5)
     assert [a["next_poll_at"] for a in due] == [10, 11, 12] and after == 13
@@ -318,14 +312,14 @@ async def test_poll_plan_says_when_the_first_attempt_not_taken_is_due(store, mon
     assert await store.poll_plan(100, 100) == ([], None)
 
 
-async def test_the_submitters_outlook_is_one_read_of_the_same_answers(store, monkeypatch):
+async def test_the_submitters_outlook_is_one_read_of_the_same_answers(store):
     wf_id, claims = await _claimed(store, 4, limit=3)
     await store.record_submitted([(claims[0].attempt_id, "id-0")], 0)
     await store.set_submit_status([(claims[1].attempt_id, "unknown", 5.0),
                                    (claims[2].attempt_id, "unsent", 5.0)])
-    trips = _count_trips(store, monkeypatch, "reader")
+    trips = _count_trips(store, "reader")
     outlook = await store.send_outlook(10.0, 100)
-    assert trips[0] == 1
+    assert trips() == 1
     assert [c.attempt_id for c in outlook.unknown] == [claims[1].attempt_id]
     assert [c.attempt_id for c in outlook.resend] == [claims[2].attempt_id]
     assert outlook.resend[0].request == claims[2].request

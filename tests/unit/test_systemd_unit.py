@@ -179,7 +179,7 @@ def _deny_write_execute() -> None:
 
 @pytest.mark.integration
 def test_daemon_works_under_memory_deny_write_execute(notify_socket):
-    """MemoryDenyWriteExecute=yes: CPython, aiohttp, aiosqlite and structlog must never need
+    """MemoryDenyWriteExecute=yes: CPython, aiohttp, sqlite3 and structlog must never need
     a writable+executable mapping. The kernel's PR_SET_MDWE enforces the same rule (and is
     what systemd uses where available), inherited by the jobs' processes too."""
     daemon, sock = notify_socket
