@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 
 import pytest
 
@@ -194,6 +195,13 @@ def test_a_cancel_reason_of_the_longest_accepted_length_is_logged_clipped(daemon
     daemon.ctl("jobdef", "register", "sleep.json")
     daemon.ctl("create", "p", "--definition", "ws.json")
     daemon.ctl("submit", "p/ws")
+    # Cancel once the job is in the backend: cancelled before it was sent, it never reaches
+    # the local backend and the events below would not be logged (a race the loaded CI lost).
+    deadline = time.monotonic() + 60
+    while not any(j["state"] in ("RUNNABLE", "STARTING", "RUNNING")
+                  for j in daemon.ctl_json("status", "p/ws", "--jobs")["jobs"]):
+        assert time.monotonic() < deadline, "the job never reached the local backend"
+        time.sleep(0.1)
     reason = q(1024)
     daemon.ctl("cancel", "p/ws", "--reason", reason, "--yes")
     status = daemon.wait_for("p/ws")
