@@ -85,6 +85,10 @@ class FakeConfig:
     drop_submit_mode: str = "close"       # "close" (reset connection) | "500" (empty 500)
     list_lag: float = 0.0                 # REAL seconds a new job stays absent from ListJobs
     # (real, like batchd's own settle delay, so a test does not depend on time_scale)
+    throttle_rate: float = 0.0            # random 429 TooManyRequestsException on Batch calls
+    # (on top of tps_limit: AWS throttles by account-wide load a client cannot see)
+    s3_503_rate: float = 0.0              # random 503 SlowDown on S3 HEAD and ListObjectsV2
+    logs_throttle_rate: float = 0.0       # random ThrottlingException on Logs GetLogEvents
     auto_create_buckets: bool = True
 
     @classmethod
