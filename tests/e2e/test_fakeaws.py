@@ -488,6 +488,16 @@ async def test_logs_throttle_rate_throttles_get_log_events(fake, aws):
     assert [e["message"] for e in got["events"]] == ["hi"]
 
 
+async def test_list_lag_hides_new_jobs_and_counts_them(fake, aws):
+    batch, _s3, _logs = aws
+    fake.reconfigure({"list_lag": 30.0})
+    await submit(batch, "late-1")
+    found = await batch.list_jobs(jobQueue="default",
+                                  filters=[{"name": "JOB_NAME", "values": ["late-1"]}])
+    assert found["jobSummaryList"] == []
+    assert (await _get(fake, "/_fake/stats"))["unlisted"] == 1
+
+
 async def _get(fake, path):
     async with aiohttp.ClientSession() as http:
         async with http.get(fake.url + path) as resp:

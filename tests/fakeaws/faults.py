@@ -97,6 +97,7 @@ class Stats:
         self.dropped_submits = 0                     # jobs created whose response was lost
         self.s3_503: Counter[str] = Counter()        # per S3 operation, injected 503 SlowDown
         self.logs_throttled: Counter[str] = Counter()   # per Logs operation, injected throttle
+        self.unlisted = 0                            # jobs left out of ListJobs by list_lag
         self.submits_by_name: Counter[str] = Counter()   # jobs created per jobName
         self.jobs_by_state: Counter[str] = Counter()     # current state of known jobs
         self.transitions: Counter[tuple[str, str]] = Counter()   # (old, new) state: n
@@ -123,6 +124,7 @@ class Stats:
             "s3_503_total": sum(self.s3_503.values()),
             "logs_throttled": dict(self.logs_throttled),
             "logs_throttled_total": sum(self.logs_throttled.values()),
+            "unlisted": self.unlisted,
             "jobs_created": sum(self.submits_by_name.values()),
             "distinct_job_names": len(self.submits_by_name),
             "duplicate_job_names": self.duplicates(),
