@@ -31,12 +31,13 @@ crash-points: $(BIN)/.installed
 
 # The chaos run bigger than CI's (every fault at once, SIGKILLs, a full disk; prints a table).
 # Override with e.g. `make chaos CHAOS_SAMPLES=2000 CHAOS_KILLS=50 CHAOS_SEED=7`.
-CHAOS_SAMPLES ?= 1000
+CHAOS_SAMPLES ?= 500
 CHAOS_KILLS ?= 40
 CHAOS_SEED ?= 14
+CHAOS_POLL ?= 1
 chaos: $(BIN)/.installed
 	CHAOS_SAMPLES=$(CHAOS_SAMPLES) CHAOS_KILLS=$(CHAOS_KILLS) CHAOS_SEED=$(CHAOS_SEED) \
-	  $(BIN)/python -m pytest -q -s tests/e2e/test_chaos.py
+	  CHAOS_POLL=$(CHAOS_POLL) $(BIN)/python -m pytest -q -s tests/e2e/test_chaos.py
 
 bench: $(BIN)/.installed
 	$(BIN)/python -m tests.bench $(BENCH_ARGS)
