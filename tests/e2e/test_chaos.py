@@ -132,9 +132,17 @@ class Run:
     states_at_kills: Counter = field(default_factory=Counter)
 
 
+# systemd/batchd.service: Restart=on-failure, but not after these exit statuses (usage error,
+# bad settings); StartLimitBurst=5 failed starts and it gives up.
+NOT_RESTARTED = (2, 3)
+START_LIMIT = 5
+
+
 def restart(daemon, disk: Disk, run: Run) -> None:
-    """Start the daemon again; a start that fails is retried a second later (systemd's
-    Restart=always, RestartSec=1), the disk freed when its time is up."""
+    """Start the daemon again as systemd would: a failed start is retried (a second later here,
+    not RestartSec=5s, to keep the run short), but an exit status systemd does not restart, or
+    too many failed starts, leaves batchd down: the run fails. The disk is freed when its
+    time is up."""
     while True:
         disk.maybe_free()
         try:
@@ -145,7 +153,11 @@ def restart(daemon, disk: Disk, run: Run) -> None:
             if daemon.proc is not None and daemon.proc.poll() is None:
                 daemon.proc.kill()           # started but never answered: ours, by handle
                 daemon.proc.wait()
-            assert run.failed_starts < 60, daemon.log()[-3000:]
+            code = daemon.proc.returncode if daemon.proc is not None else None
+            assert code not in NOT_RESTARTED, (
+                f"batchd exited with status {code} at start; systemd would not restart it:\n"
+                f"{daemon.log()[-3000:]}")
+            assert run.failed_starts < START_LIMIT, daemon.log()[-3000:]
             time.sleep(1.0)
 
 
