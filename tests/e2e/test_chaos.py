@@ -129,6 +129,7 @@ class Run:
     logs_reads: int = 0
     logs_unreadable: int = 0
     healthz_while_full: int | None = None
+    deferred_starts: int = 0
     states_at_kills: Counter = field(default_factory=Counter)
 
 
@@ -244,6 +245,7 @@ def test_chaos_every_fault_at_once_loses_and_duplicates_nothing(
         read_logs(daemon, sample, run)
     wall = time.monotonic() - started
     daemon.assert_alive()
+    run.deferred_starts = len(daemon.events("startup_paused_state_unwritable"))
 
     # Every job terminal, with exactly the predicted end states.
     jobs = ops.jobs(target)
@@ -329,6 +331,7 @@ def print_table(stats, run, state, lost, duplicated, orphans, wall, jobs, attemp
          else "skipped (needs root)"),
         ("SIGKILL + restart", run.kills),
         ("restarts that failed, retried", run.failed_starts),
+        ("starts on the full disk (start-up writes deferred)", run.deferred_starts),
         ("spot / OOM / app error outcomes",
          " / ".join(str(stats["outcomes"].get(k, 0)) for k in ("spot", "oom", "app_error"))),
         ("batchctl logs reads (unreadable logs)", f"{run.logs_reads} ({run.logs_unreadable})"),
