@@ -268,6 +268,19 @@ def test_chaos_every_fault_at_once_loses_and_duplicates_nothing(
 
     print_table(stats, run, state, lost, duplicated, orphans, wall, len(expected),
                 len(attempts))
+    keep = os.environ.get("CHAOS_KEEP")
+    if keep and (lost or duplicated or orphans):       # evidence for a defect, kept by hand
+        import json
+        import shutil
+        Path(keep).mkdir(parents=True, exist_ok=True)
+        for log in daemon.log_paths:
+            if log.exists():
+                shutil.copy(log, keep)
+        names = set(duplicated) | orphans
+        (Path(keep) / "evidence.json").write_text(json.dumps({
+            "lost": lost, "duplicated": duplicated, "orphans": sorted(orphans),
+            "fake_jobs": {n: fake.jobs(name=n) for n in names},
+            "attempts": [a for a in attempts if a["job_name"] in names]}, indent=1))
     assert not duplicated, f"SubmitJob created more than one job for {sorted(duplicated)}"
     assert not orphans, f"jobs in AWS that batchd does not know: {sorted(orphans)}"
     assert set(ours.values()) == {1}, "an attempt name recorded twice"
