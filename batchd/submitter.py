@@ -301,12 +301,13 @@ class _MarkAhead:
         self._lock = asyncio.Lock()
 
     async def before_send(self, attempt_id: int) -> bool:
-        """Mark (with its group) before the send; True if this attempt may be sent."""
+        """Mark (with its group) before the send; True if this attempt may be sent. True at
+        most once per attempt: the same attempt twice in one batch is sent once."""
         if attempt_id in self._marked:
-            return attempt_id in self._taken
+            return self._use(attempt_id)
         async with self._lock:
             if attempt_id in self._marked:
-                return attempt_id in self._taken
+                return self._use(attempt_id)
             group = [attempt_id]
             while len(group) < MARK_AHEAD and self._next < len(self._order):
                 candidate = self._order[self._next]
@@ -316,4 +317,10 @@ class _MarkAhead:
             self._taken |= await self.store.take_for_sending(group,
                                                              time.time() + SETTLE_SECONDS)
             self._marked.update(group)
-        return attempt_id in self._taken
+        return self._use(attempt_id)
+
+    def _use(self, attempt_id: int) -> bool:
+        if attempt_id in self._taken:
+            self._taken.discard(attempt_id)
+            return True
+        return False
