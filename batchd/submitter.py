@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections import Counter
 from typing import Any
 
 from .backends.base import Backend, SubmitRequest
@@ -80,7 +81,10 @@ class Submitter:
         self.wake, self.stop = wake, stop
         self.log = get_logger(loop="submitter")
         self._rotation = 0
-        self._sending: set[int] = set()   # attempt ids with a send task in this process
+        # attempt id -> batches of this process holding it (a set lost the second batch's
+        # claim when the first finished: the attempt, still being sent, was looked up, found
+        # absent and sent again by a third batch)
+        self._sending: Counter[int] = Counter()
         self._sem = asyncio.Semaphore(max(1, settings.submit_concurrency))
 
     async def run(self) -> None:
@@ -158,7 +162,16 @@ class Submitter:
         async def answer(claim: Claim) -> tuple[Claim, str, Any]:
             return (claim, *await self._send_one(claim, marks))
 
-        self._sending.update(c.attempt_id for c in claims)
+        held = {c.attempt_id for c in claims}
+        self._sending.update(held)
+
+        def release(ids) -> None:
+            for attempt_id in set(ids) & held:
+                held.discard(attempt_id)
+                self._sending[attempt_id] -= 1
+                if self._sending[attempt_id] <= 0:
+                    del self._sending[attempt_id]
+
         tasks = [asyncio.ensure_future(answer(c)) for c in claims]
         arrived: list[tuple[Claim, str, Any]] = []
         try:
@@ -166,14 +179,14 @@ class Submitter:
                 arrived.append(await next_answer)
                 if len(arrived) >= RECORD_EVERY:
                     await self._record(arrived)
-                    self._sending.difference_update(c.attempt_id for c, _, _ in arrived)
+                    release(c.attempt_id for c, _, _ in arrived)
                     arrived = []
             if arrived:
                 await self._record(arrived)
         finally:
             for task in tasks:
                 task.cancel()
-            self._sending.difference_update(c.attempt_id for c in claims)
+            release(c.attempt_id for c in claims)
 
     async def _record(self, answers: list[tuple[Claim, str, Any]]) -> None:
         submitted, retry_later, rejected = [], [], []
