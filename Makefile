@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test test-fast bench crash-points install clean
+.PHONY: demo test test-fast bench crash-points chaos install clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,16 @@ test-fast: $(BIN)/.installed
 # Every reached crash point (n = 1 and the median pass), not the CI sample.
 crash-points: $(BIN)/.installed
 	CRASH_POINTS_ALL=1 $(BIN)/python -m pytest -q -s tests/e2e/test_crash_points.py
+
+# The chaos run bigger than CI's (every fault at once, SIGKILLs, a full disk; prints a table).
+# Override with e.g. `make chaos CHAOS_SAMPLES=2000 CHAOS_KILLS=50 CHAOS_SEED=7`.
+CHAOS_SAMPLES ?= 500
+CHAOS_KILLS ?= 40
+CHAOS_SEED ?= 14
+CHAOS_POLL ?= 1
+chaos: $(BIN)/.installed
+	CHAOS_SAMPLES=$(CHAOS_SAMPLES) CHAOS_KILLS=$(CHAOS_KILLS) CHAOS_SEED=$(CHAOS_SEED) \
+	  CHAOS_POLL=$(CHAOS_POLL) $(BIN)/python -m pytest -q -s tests/e2e/test_chaos.py
 
 bench: $(BIN)/.installed
 	$(BIN)/python -m tests.bench $(BENCH_ARGS)

@@ -183,6 +183,74 @@ def survive_full_disk(name: str, run: Callable[[], Awaitable[None]], stop: async
     return guarded
 
 
+class StartupRecovery:
+    """The writes a start makes before any loop may run: attempts a crash left mid-SubmitJob
+    become "unknown" (looked up by name, never resent blindly), undecided failed attempts are
+    decided. On a full disk or read-only state directory they cannot be made, and exiting
+    would be wrong: the exit status (2) stops systemd from restarting batchd, which then stays
+    down after space is freed. So the daemon comes up and answers (`/healthz` says why it
+    refuses work), the loops wait, and the writes are retried until they succeed."""
+
+    RETRY = 2.0
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.poller: Poller | None = None
+        self.unknown: int | None = None          # attempts marked unknown (None: not yet)
+        self.pending: list[Callable[[], Awaitable[None]]] = []
+        self.done = asyncio.Event()
+        self.done.set()
+
+    async def mark_unknown(self) -> None:
+        self.unknown = await self.store.mark_all_submitting_unknown(time.time() + SETTLE_SECONDS)
+
+    async def repair(self) -> None:
+        assert self.poller is not None
+        await self.poller.repair_undecided()
+
+    async def attempt(self, step: Callable[[], Awaitable[None]]) -> None:
+        """Run `step` now, or, once a step could not write, queue it (order is kept)."""
+        if not self.pending:
+            try:
+                await step()
+                return
+            except Unavailable as exc:
+                log.error("startup_paused_state_unwritable", error=exc.message,
+                          retry_in=self.RETRY)
+                self.done.clear()
+        self.pending.append(step)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while self.pending and not stop.is_set():
+            await pause(asyncio.Event(), stop, self.RETRY)
+            try:
+                while self.pending and not stop.is_set():
+                    await self.pending[0]()
+                    self.pending.pop(0)
+            except Unavailable:
+                continue
+            log.info("startup_resumed", submits_to_reconcile=self.unknown)
+            self.done.set()
+
+    def gate(self, run: Callable[[], Awaitable[None]],
+             stop: asyncio.Event) -> Callable[[], Awaitable[None]]:
+        """`run`, once the start-up writes are made (returns at once on a stop request)."""
+
+        async def gated() -> None:
+            if not self.done.is_set():      # not pause(): it clears the event it waits for
+                waiters = [asyncio.ensure_future(self.done.wait()),
+                           asyncio.ensure_future(stop.wait())]
+                try:
+                    await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    for waiter in waiters:
+                        waiter.cancel()
+            if not stop.is_set():
+                await run()
+
+        return gated
+
+
 async def _announce_stopping(stop: asyncio.Event, notify: Callable[[str], None] | None,
                              sent: list[bool]) -> None:
     """STOPPING=1 as soon as a stop is requested (systemd then shows "deactivating" while the
@@ -228,7 +296,8 @@ async def serve(settings: Settings, *, notify: Callable[[str], None] | None = No
         except OSError as exc:   # the local backend's directories inside the state dir
             raise _unusable("state_dir", Path(exc.filename or settings.state_dir),
                             exc) from None
-        unknown = await store.mark_all_submitting_unknown(time.time() + SETTLE_SECONDS)
+        recovery = StartupRecovery(store)
+        await recovery.attempt(recovery.mark_unknown)
         stop, wake = asyncio.Event(), Wakeups()
         ctx = Context(store=store, backend=backend, settings=settings, wake=wake, stop=stop)
         app = build_app(ctx)
@@ -248,7 +317,8 @@ async def serve(settings: Settings, *, notify: Callable[[str], None] | None = No
         poller = Poller(store, backend, settings, wake, stop)
         checker = Checker(store, backend, settings, wake, stop)
         stuck = StuckWatcher(store, backend, settings, stop, interval=settings.stuck_interval)
-        await poller.repair_undecided()   # before the loops: a crash may have left some
+        recovery.poller = poller
+        await recovery.attempt(recovery.repair)   # before the loops: a crash may have left some
 
         def follow(new: Settings) -> None:  # holders not covered by `.settings = new`
             app[access.POLICY].admin_group = new.admin_group
@@ -263,16 +333,17 @@ async def serve(settings: Settings, *, notify: Callable[[str], None] | None = No
         log_ignored(settings, log)
         log.info("daemon_started", version=__version__, backend=backend.name,
                  socket=str(settings.socket), state_dir=str(settings.state_dir),
-                 pid=os.getpid(), submits_to_reconcile=unknown)
+                 pid=os.getpid(), submits_to_reconcile=recovery.unknown)
         if notify:
             notify("READY=1")
         ready = True
         stopping_sent: list[bool] = []
         crashed = await supervise(
-            {name: survive_full_disk(name, fn, stop) for name, fn in
+            {name: survive_full_disk(name, recovery.gate(fn, stop), stop) for name, fn in
              (("submitter", submitter.run), ("poller", poller.run), ("checker", checker.run),
               ("stuck", stuck.run))},
             {"backend": backend.run, "loop_lag": monitor.run, "reload": reloader.run,
+             "recovery": lambda: recovery.run(stop),
              "stopping": lambda: _announce_stopping(stop, notify, stopping_sent)},
             stop, settings.shutdown_timeout)
         if notify and not stopping_sent:

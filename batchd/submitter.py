@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections import Counter
 from typing import Any
 
 from .backend_auth import AuthWatch
@@ -83,7 +84,10 @@ class Submitter:
         self.wake, self.stop = wake, stop
         self.log = get_logger(loop="submitter")
         self._rotation = 0
-        self._sending: set[int] = set()   # attempt ids with a send task in this process
+        # attempt id -> batches of this process holding it (a set lost the second batch's
+        # claim when the first finished: the attempt, still being sent, was looked up, found
+        # absent and sent again by a third batch)
+        self._sending: Counter[int] = Counter()
         self._sem = asyncio.Semaphore(max(1, settings.submit_concurrency))
         self.auth: AuthWatch | None = getattr(backend, "auth", None)
 
@@ -184,7 +188,16 @@ class Submitter:
         async def answer(claim: Claim) -> tuple[Claim, str, Any]:
             return (claim, *await self._send_one(claim, marks))
 
-        self._sending.update(c.attempt_id for c in claims)
+        held = {c.attempt_id for c in claims}
+        self._sending.update(held)
+
+        def release(ids) -> None:
+            for attempt_id in set(ids) & held:
+                held.discard(attempt_id)
+                self._sending[attempt_id] -= 1
+                if self._sending[attempt_id] <= 0:
+                    del self._sending[attempt_id]
+
         tasks = [asyncio.ensure_future(answer(c)) for c in claims]
         arrived: list[tuple[Claim, str, Any]] = []
         try:
@@ -192,14 +205,14 @@ class Submitter:
                 arrived.append(await next_answer)
                 if len(arrived) >= RECORD_EVERY:
                     await self._record(arrived)
-                    self._sending.difference_update(c.attempt_id for c, _, _ in arrived)
+                    release(c.attempt_id for c, _, _ in arrived)
                     arrived = []
             if arrived:
                 await self._record(arrived)
         finally:
             for task in tasks:
                 task.cancel()
-            self._sending.difference_update(c.attempt_id for c in claims)
+            release(c.attempt_id for c in claims)
 
     async def _record(self, answers: list[tuple[Claim, str, Any]]) -> None:
         submitted, retry_later, rejected = [], [], []
@@ -332,12 +345,13 @@ class _MarkAhead:
         self._lock = asyncio.Lock()
 
     async def before_send(self, attempt_id: int) -> bool:
-        """Mark (with its group) before the send; True if this attempt may be sent."""
+        """Mark (with its group) before the send; True if this attempt may be sent. True at
+        most once per attempt: the same attempt twice in one batch is sent once."""
         if attempt_id in self._marked:
-            return attempt_id in self._taken
+            return self._use(attempt_id)
         async with self._lock:
             if attempt_id in self._marked:
-                return attempt_id in self._taken
+                return self._use(attempt_id)
             group = [attempt_id]
             while len(group) < MARK_AHEAD and self._next < len(self._order):
                 candidate = self._order[self._next]
@@ -347,4 +361,10 @@ class _MarkAhead:
             self._taken |= await self.store.take_for_sending(group,
                                                              time.time() + SETTLE_SECONDS)
             self._marked.update(group)
-        return attempt_id in self._taken
+        return self._use(attempt_id)
+
+    def _use(self, attempt_id: int) -> bool:
+        if attempt_id in self._taken:
+            self._taken.discard(attempt_id)
+            return True
+        return False

@@ -123,17 +123,20 @@ class SchedulingQueries(StoreBase):
         keep their status: otherwise a daemon restarted often would look them all up again
         every time. ('pending' is what earlier versions wrote, sent or not: unknown.)
 
-        ListJobs lags SubmitJob, so a lookup is trusted only once the send has settled. The
-        settle time stored with a mark is not enough: attempts are marked in groups before
-        their sends, and a send waiting for the rate budget can go out long after its mark,
-        right before the crash. Every send of the dead process happened before now, so no
-        lookup happens before `settle_until` (start + settle); a later stored time is kept.
-        (Resetting to 0 had jobs sent just before the crash looked up at once, found absent
-        and sent again.)"""
+        ListJobs lags SubmitJob, so a lookup is trusted only once the send has settled. Every
+        send of the crashed daemon happened before this start, so `settle_until` (now plus
+        the settle delay) is late enough for all of them; an 'unknown' attempt whose settle
+        time is later still (a lost answer) keeps it. Keeping the time given at the mark was
+        not enough: attempts are marked in groups ahead of their sends, and a send waiting
+        for the rate budget can come long after its mark; sent just before the crash, it
+        was looked up at once, not listed yet, found absent and sent again."""
         async with self.transaction() as conn:
-            cur = await conn.execute("UPDATE attempts SET next_poll_at = MAX(next_poll_at, ?), "
+            cur = await conn.execute("UPDATE attempts SET next_poll_at = CASE WHEN "
+                                     "submit_status = 'unknown' THEN "
+                                     "MAX(COALESCE(next_poll_at, 0), ?) ELSE ? END, "
                                      "submit_status = 'unknown' WHERE state = 'SUBMITTING' "
-                                     "AND submit_status IS NOT 'unsent'", (settle_until,))
+                                     "AND submit_status IS NOT 'unsent'",
+                                     (settle_until, settle_until))
             return cur.rowcount
 
     async def take_for_sending(self, attempt_ids: Sequence[int], until: float) -> set[int]:

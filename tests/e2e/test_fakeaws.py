@@ -430,6 +430,74 @@ def test_standalone_prints_url_first():
         proc.wait(5)
 
 
+async def test_random_throttle_rate(fake, aws):
+    batch, _s3, _logs = aws
+    fake.reconfigure({"throttle_rate": 0.5, "seed": 4})
+    codes = []
+    for _ in range(40):
+        try:
+            await batch.describe_jobs(jobs=[])
+            codes.append(200)
+        except ClientError as e:
+            assert e.response["ResponseMetadata"]["HTTPStatusCode"] == 429
+            codes.append(e.response["Error"]["Code"])
+    throttled = codes.count("TooManyRequestsException")
+    assert 5 < throttled < 35 and throttled + codes.count(200) == 40    # random, not a bucket
+    stats = await _get(fake, "/_fake/stats")
+    assert stats["throttled"] == {"DescribeJobs": throttled}
+    fake.reconfigure({"throttle_rate": 0.0})
+    for _ in range(10):
+        await batch.describe_jobs(jobs=[])
+
+
+async def test_s3_503_rate_slows_down_heads_and_lists_only(fake, aws):
+    _batch, s3, _logs = aws
+    await s3.put_object(Bucket="data", Key="k", Body=b"x")
+    fake.reconfigure({"s3_503_rate": 1.0})
+    with pytest.raises(ClientError) as err:
+        await s3.head_object(Bucket="data", Key="k")
+    assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 503
+    with pytest.raises(ClientError) as err:
+        await s3.list_objects_v2(Bucket="data")
+    assert err.value.response["Error"]["Code"] == "SlowDown"
+    # Writes, GETs and bucket HEADs are not slowed down (jobs still write their outputs).
+    await s3.put_object(Bucket="data", Key="k2", Body=b"y")
+    assert await (await s3.get_object(Bucket="data", Key="k2"))["Body"].read() == b"y"
+    await s3.head_bucket(Bucket="data")
+    stats = await _get(fake, "/_fake/stats")
+    assert stats["s3_503"] == {"HeadObject": 1, "ListObjectsV2": 1}
+    assert stats["s3_503_total"] == 2
+    fake.reconfigure({"s3_503_rate": 0.0})
+    assert (await s3.head_object(Bucket="data", Key="k"))["ContentLength"] == 1
+
+
+async def test_logs_throttle_rate_throttles_get_log_events(fake, aws):
+    _batch, _s3, logs = aws
+    await logs.create_log_group(logGroupName="g")
+    await logs.create_log_stream(logGroupName="g", logStreamName="s")
+    fake.reconfigure({"logs_throttle_rate": 1.0})
+    with pytest.raises(ClientError) as err:
+        await logs.get_log_events(logGroupName="g", logStreamName="s")
+    assert err.value.response["Error"]["Code"] == "ThrottlingException"
+    await logs.put_log_events(logGroupName="g", logStreamName="s",
+                              logEvents=[{"timestamp": 1, "message": "hi"}])
+    stats = await _get(fake, "/_fake/stats")
+    assert stats["logs_throttled"] == {"GetLogEvents": 1}
+    fake.reconfigure({"logs_throttle_rate": 0.0})
+    got = await logs.get_log_events(logGroupName="g", logStreamName="s", startFromHead=True)
+    assert [e["message"] for e in got["events"]] == ["hi"]
+
+
+async def test_list_lag_hides_new_jobs_and_counts_them(fake, aws):
+    batch, _s3, _logs = aws
+    fake.reconfigure({"list_lag": 30.0})
+    await submit(batch, "late-1")
+    found = await batch.list_jobs(jobQueue="default",
+                                  filters=[{"name": "JOB_NAME", "values": ["late-1"]}])
+    assert found["jobSummaryList"] == []
+    assert (await _get(fake, "/_fake/stats"))["unlisted"] == 1
+
+
 async def _get(fake, path):
     async with aiohttp.ClientSession() as http:
         async with http.get(fake.url + path) as resp:

@@ -27,6 +27,8 @@ FLAGS = {  # flag -> (config key, type)
     "--drop-submit-rate": ("drop_submit_response_rate", float),
     "--drop-submit-count": ("drop_submit_response_count", int),
     "--drop-submit-mode": ("drop_submit_mode", str),
+    "--throttle-rate": ("throttle_rate", float), "--s3-503-rate": ("s3_503_rate", float),
+    "--logs-throttle-rate": ("logs_throttle_rate", float),
     "--log-lines": ("log_lines", int), "--log-page-size": ("log_page_size", int),
 }
 

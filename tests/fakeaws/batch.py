@@ -265,6 +265,7 @@ class BatchApi:
         if time.monotonic() >= until:
             del self._listed_from[job.id]
             return False
+        self.sim.stats.unlisted += 1
         return True
 
     # -- Cancel / Terminate ------------------------------------------------------------------

@@ -88,6 +88,10 @@ class FakeConfig:
     hold_submit_names: str | None = None  # glob: SubmitJob creates the job, then its answer
     hold_submit_seconds: float = 30.0     # waits for POST /_fake/release (at most this, real)
     throttle_submit_names: str | None = None   # glob: SubmitJob of such a name always 429
+    throttle_rate: float = 0.0            # random 429 TooManyRequestsException on Batch calls
+    # (on top of tps_limit: AWS throttles by account-wide load a client cannot see)
+    s3_503_rate: float = 0.0              # random 503 SlowDown on S3 HEAD and ListObjectsV2
+    logs_throttle_rate: float = 0.0       # random ThrottlingException on Logs GetLogEvents
     auto_create_buckets: bool = True
     # --- refused credentials (runtime-switchable) ---
     auth_error_code: str | None = None    # answer HTTP 403 with this code (e.g.

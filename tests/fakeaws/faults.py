@@ -1,5 +1,5 @@
-"""Fault injection (throttling, 5xx, lost SubmitJob responses, refused credentials) and
-counters.
+"""Fault injection (throttling, 5xx, lost SubmitJob responses, refused credentials, S3
+SlowDown, Logs throttling) and counters.
 
 Faults act in *real* time: the TPS limit is a token bucket refilled at `tps_limit` tokens per
 real second (the client's rate limiter runs in real time too). Only Batch calls are limited.
@@ -82,6 +82,19 @@ class Faults:
             return None
         return code, AUTH_MESSAGES.get(code, "fake refused the credentials").format(op=op)
 
+    def random_throttle(self) -> bool:
+        """True if this Batch call gets a 429 by `throttle_rate` (not by the token bucket)."""
+        rate = self.config.throttle_rate
+        return rate > 0 and self.rng.random() < rate
+
+    def s3_slow_down(self) -> bool:
+        rate = self.config.s3_503_rate
+        return rate > 0 and self.rng.random() < rate
+
+    def logs_throttle(self) -> bool:
+        rate = self.config.logs_throttle_rate
+        return rate > 0 and self.rng.random() < rate
+
     def drop_submit(self) -> bool:
         if self.drop_submit_remaining > 0:
             self.drop_submit_remaining -= 1
@@ -102,6 +115,9 @@ class Stats:
         self.errors_5xx: Counter[str] = Counter()    # per operation, injected 5xx
         self.auth_refused: Counter[str] = Counter()  # per operation, answered 403 (auth_error_*)
         self.dropped_submits = 0                     # jobs created whose response was lost
+        self.s3_503: Counter[str] = Counter()        # per S3 operation, injected 503 SlowDown
+        self.logs_throttled: Counter[str] = Counter()   # per Logs operation, injected throttle
+        self.unlisted = 0                            # jobs left out of ListJobs by list_lag
         self.submits_by_name: Counter[str] = Counter()   # jobs created per jobName
         self.jobs_by_state: Counter[str] = Counter()     # current state of known jobs
         self.transitions: Counter[tuple[str, str]] = Counter()   # (old, new) state: n
@@ -127,6 +143,11 @@ class Stats:
             "errors_5xx_total": sum(self.errors_5xx.values()),
             "auth_refused": dict(self.auth_refused),
             "dropped_submits": self.dropped_submits,
+            "s3_503": dict(self.s3_503),
+            "s3_503_total": sum(self.s3_503.values()),
+            "logs_throttled": dict(self.logs_throttled),
+            "logs_throttled_total": sum(self.logs_throttled.values()),
+            "unlisted": self.unlisted,
             "jobs_created": sum(self.submits_by_name.values()),
             "distinct_job_names": len(self.submits_by_name),
             "duplicate_job_names": self.duplicates(),

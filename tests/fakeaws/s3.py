@@ -223,6 +223,26 @@ class S3Store:
         return _xml("".join(parts))
 
 
+def s3_read_op(request: web.Request) -> str | None:
+    """"HeadObject" / "ListObjectsV2" for the reads `s3_503_rate` applies to, else None."""
+    if request.method == "HEAD":
+        host = request.host.split(":", 1)[0]
+        path = request.raw_path.split("?", 1)[0]
+        has_key = (len(path) > 1 if host.endswith(".localhost")
+                   else bool(path[1:].partition("/")[2]))
+        return "HeadObject" if has_key else None
+    if request.method == "GET" and request.query.get("list-type") == "2":
+        return "ListObjectsV2"
+    return None
+
+
+def s3_slow_down(method: str) -> web.Response:
+    """S3's answer when it sheds load: 503 SlowDown (a HEAD answer has no body)."""
+    if method == "HEAD":
+        return web.Response(status=503)
+    return _error(503, "SlowDown", "Please reduce your request rate.")
+
+
 def _dechunk(body: bytes) -> bytes:
     """Decode `aws-chunked` bodies: `<hex>[;chunk-signature=..]\\r\\n<data>\\r\\n ... 0\\r\\n`."""
     out, pos = bytearray(), 0

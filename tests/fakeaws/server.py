@@ -26,7 +26,7 @@ from .errors import ApiError
 from .faults import Faults, Stats
 from .jobs import Simulator
 from .logs import LogsStore
-from .s3 import S3Store
+from .s3 import S3Store, s3_read_op, s3_slow_down
 
 _dumps = json.JSONEncoder(separators=(",", ":")).encode
 
@@ -148,6 +148,14 @@ class FakeAWS:
             return await self._logs(request, target)
         if path.startswith("/v1/"):
             return await self._batch(request, path[4:])
+        return await self._s3(request)
+
+    async def _s3(self, request: web.Request) -> web.StreamResponse:
+        op = s3_read_op(request) if self.config.s3_503_rate > 0 else None
+        if op is not None and self.faults.s3_slow_down():
+            self.stats.calls["S3." + op] += 1
+            self.stats.s3_503[op] += 1
+            return s3_slow_down(request.method)
         return await self.s3.handle(request)
 
     async def _batch(self, request: web.Request, name: str) -> web.StreamResponse:
@@ -160,7 +168,7 @@ class FakeAWS:
         if refused:      # before throttling: AWS authenticates a request before counting it
             stats.auth_refused[op] += 1
             return _json_error(403, *refused)
-        if self.faults.throttle():
+        if self.faults.throttle() or self.faults.random_throttle():
             stats.throttled[op] += 1
             return _json_error(429, "TooManyRequestsException", "Too Many Requests")
         status = self.faults.inject_5xx()
@@ -216,6 +224,10 @@ class FakeAWS:
             return _json_error(400, "UnknownOperationException", f"fake: {target}",
                                ctype="application/x-amz-json-1.1")
         self.stats.calls["Logs." + op] += 1
+        if op == "GetLogEvents" and self.faults.logs_throttle():
+            self.stats.logs_throttled[op] += 1       # CloudWatch Logs throttles with a 400
+            return _json_error(400, "ThrottlingException", "Rate exceeded",
+                               ctype="application/x-amz-json-1.1")
         body = await request.read()
         try:
             out = self.logs.handle(op, json.loads(body) if body else {})

@@ -56,3 +56,14 @@ async def test_only_attempts_the_store_still_has_unsent_may_be_sent():
     allowed = [c.attempt_id for c in claims if await marks.before_send(c.attempt_id)]
     assert allowed == [c.attempt_id for c in claims if c.attempt_id not in (1003, 1025)]
     assert await marks.before_send(1003) is False          # and stays so when asked again
+
+
+async def test_the_same_attempt_twice_in_a_batch_is_sent_once():
+    # Seen in a long chaos run: one attempt sent twice by one daemon, 23 s apart, with no
+    # crash in between; one batch's marks let every claim of a taken attempt through.
+    claims = _claims(5)
+    claims.append(claims[2])
+    store = RecordingStore()
+    marks = _MarkAhead(store, claims)       # type: ignore[arg-type]
+    allowed = [c.attempt_id for c in claims if await marks.before_send(c.attempt_id)]
+    assert sorted(allowed) == [c.attempt_id for c in claims[:5]]

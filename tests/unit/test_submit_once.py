@@ -60,3 +60,26 @@ async def test_a_stale_batch_never_sends_an_attempt_twice(store):
     assert sorted(backend.sent) == sorted(c.request["job_name"] for c in claims)
     status = await store.workflow_status(await store.workflow("p", "w"))
     assert status["steps"][0]["counts"] == {"SUBMITTED": 5}
+
+
+async def test_an_attempt_held_by_two_batches_stays_held_until_both_end(store):
+    # Found by a long chaos run: batch A ended and dropped the attempt from the "being sent"
+    # set while batch B was still sending it; a lookup found it absent and a third batch
+    # sent it again.
+    _, claims = await _claimed(store, 2, plan=build_request)
+    gate = asyncio.Event()
+
+    class SlowBackend(RecordingBackend):
+        async def submit(self, request) -> str:
+            if request.job_name == claims[1].request["job_name"]:
+                await gate.wait()
+            return await super().submit(request)
+
+    submitter = Submitter(store, SlowBackend(), Settings(), Wakeups(), asyncio.Event())
+    slow = asyncio.ensure_future(submitter._send([claims[1]]))     # B: still sending
+    await asyncio.sleep(0.05)
+    await submitter._send(claims)                                   # A: holds it too, ends
+    assert claims[1].attempt_id in submitter._sending
+    gate.set()
+    await slow
+    assert claims[1].attempt_id not in submitter._sending
