@@ -221,9 +221,11 @@ class Client:
 
     # -- public ---------------------------------------------------------------------------
     def request(self, method: str, path: str, body: Any = None,
-                query: Mapping[str, Any] | None = None, upload: str | None = None) -> dict:
-        """`method path` with an optional JSON `body` and `query`; return the JSON answer.
-        `upload` names the kind of file the body carries, to check it against its limit.
+                query: Mapping[str, Any] | None = None, upload: str | None = None,
+                raw: bytes | None = None, headers: Mapping[str, str] | None = None) -> dict:
+        """`method path` with an optional JSON `body` (or `raw` bytes, whose Content-Type is
+        in `headers`) and `query`; return the JSON answer. `upload` names the kind of file
+        the body carries, to check it against its limit.
 
         Raises `CtlError` (with the exit code of the contract) for every failure.
         """
@@ -232,17 +234,19 @@ class Client:
             pairs = [(k, v) for k, v in query.items() if v is not None]
             if pairs:
                 url = f"{path}?{urlencode(pairs)}"
-        headers = {"Accept": "application/json", "Host": "batchd"}
+        sent_headers = {"Accept": "application/json", "Host": "batchd", **(headers or {})}
         payload: bytes | None = None
-        if body is not None:
+        if raw is not None:
+            payload = raw
+        elif body is not None:
             payload = json.dumps(body, ensure_ascii=False).encode("utf-8", "surrogatepass")
-            headers["Content-Type"] = "application/json; charset=utf-8"
+            sent_headers["Content-Type"] = "application/json; charset=utf-8"
         elif method.upper() in ("POST", "PUT", "PATCH"):
             payload = b""
         if upload is not None and payload:
             self.check_upload(upload, len(payload))
-        status, raw = self._exchange(method.upper(), url, payload, headers)
-        return self._decode(status, raw)
+        status, answer = self._exchange(method.upper(), url, payload, sent_headers)
+        return self._decode(status, answer)
 
     def stream(self, path: str, query: Mapping[str, Any] | None = None,
                chunk: int = 65536) -> "Iterator[bytes]":

@@ -11,6 +11,7 @@ or the log: one value is never quoted beyond MAX_ECHO characters.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import unquote
 
 from aiohttp import web
 
@@ -85,9 +86,31 @@ def check_request_line(request: web.Request) -> None:
         check_name(f"query parameter {clip(key, 40)}", value)
 
 
+# `POST /v1/projects` with the samples table as the body (batchctl import): its options.
+TABLE_TYPES = ("text/csv", "text/tab-separated-values")
+TABLE_QUERY: dict[str, tuple[type, ...]] = {"name": (str,), "sample_col": (str,),
+                                            "file_col": (str,)}
+FILENAME_HEADER = "X-Batchd-Filename"     # percent-encoded UTF-8 (a path may be 4,096 long)
+# A JSON import is decoded on the event loop in one C call (~4 ms per MB, holding the GIL),
+# so a JSON body is kept small enough to answer in well under 100 ms; big tables come as
+# the body itself, decoded in a worker thread a slice at a time (metadata.decode_table).
+JSON_IMPORT_BYTES = 4 * 1024 * 1024
+JSON_IMPORT = "json_import"               # not a setting: the fixed cap above
+
+
+def upload_filename(request: web.Request) -> str:
+    raw = request.headers.get(FILENAME_HEADER)
+    if not raw:
+        return "metadata.csv"
+    check_path(f"header {FILENAME_HEADER}", raw)
+    return unquote(raw, errors="replace")
+
+
 def body_limit(settings: Any, route: str) -> tuple[int, str]:
     """(bytes, setting name) for the body of a route."""
     if route == "import_project":
+        if settings.limit_metadata_bytes > JSON_IMPORT_BYTES:
+            return JSON_IMPORT_BYTES, JSON_IMPORT
         return settings.limit_metadata_bytes, "limits.metadata_bytes"
     if route == "create_workflow":
         return settings.limit_definition_bytes, "limits.definition_bytes"
@@ -97,6 +120,12 @@ def body_limit(settings: Any, route: str) -> tuple[int, str]:
 
 
 def _too_large(size: str, limit: int, setting: str) -> PayloadTooLarge:
+    if setting == JSON_IMPORT:
+        return PayloadTooLarge(
+            f"the request body is {size} bytes; an import sent as JSON accepts at most "
+            f"{limit:,} bytes; send the samples table itself as the body (Content-Type: "
+            "text/csv, name, sample_col and file_col in the query), as `batchctl import` does",
+            limit=limit, setting=setting)
     return PayloadTooLarge(f"the request body is {size} bytes; this request accepts at most "
                            f"{limit:,} bytes (setting {setting}); {TOO_LARGE_HINT}",
                            limit=limit, setting=setting)

@@ -10,6 +10,7 @@ safe alphabet here, at import time, instead of failing later mid-workflow.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import gc
 import io
@@ -50,6 +51,30 @@ class Sample:
 class Metadata:
     columns: list[str]
     samples: list[Sample]
+
+
+
+DECODE_SLICE = 1 << 20     # bytes decoded per step: the GIL is let go in between
+
+def decode_table(raw: bytes, filename: str) -> str:
+    """UTF-8 bytes -> text, a slice at a time so the event loop's thread gets the GIL in
+    between; an invalid byte is named by line and offset, as batchctl names it."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    parts = []
+    for start in range(0, len(raw), DECODE_SLICE):
+        try:
+            parts.append(decoder.decode(raw[start:start + DECODE_SLICE]))
+        except UnicodeDecodeError as exc:
+            offset = start + exc.start
+            line = raw.count(b"\n", 0, offset) + 1
+            raise InvalidInput(f"{shorten(filename)}: line {line} is not valid UTF-8 (byte "
+                               f"offset {offset}); save the file as UTF-8") from None
+    try:
+        parts.append(decoder.decode(b"", final=True))
+    except UnicodeDecodeError:
+        raise InvalidInput(f"{shorten(filename)}: the file ends in the middle of a UTF-8 "
+                           "character; save the file as UTF-8") from None
+    return "".join(parts)
 
 
 def _decode(data: str | bytes, filename: str) -> str:

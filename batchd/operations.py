@@ -21,7 +21,7 @@ from .definition import parse_definition, render_job
 from .errors import InvalidInput
 from .jobdefs import check_references
 from .limits import clip, shorten
-from .metadata import parse_metadata
+from .metadata import Metadata, decode_table, parse_metadata
 from .naming import validate_name
 from .offload import HeavyWork
 from .store import Store
@@ -37,10 +37,18 @@ async def import_project(store: Store, body: dict[str, Any], *, heavy: HeavyWork
     filename = body.get("metadata_filename") or "metadata.csv"
     sample_col = body.get("sample_col") or "sample_name"
     file_col = body.get("file_col") or "file_name"
-    text = _text(body, "metadata", allow_empty=True)
-    metadata = await heavy.run(
-        "import", lambda: parse_metadata(text, filename=filename, sample_col=sample_col,
-                                         file_col=file_col), project=name)
+    given = body.get("metadata")
+    if isinstance(given, bytes):        # the table itself was the body (api._table_upload)
+        def parse() -> Metadata:
+            return parse_metadata(decode_table(given, filename), filename=filename,
+                                  sample_col=sample_col, file_col=file_col)
+    else:
+        text = _text(body, "metadata", allow_empty=True)
+
+        def parse() -> Metadata:
+            return parse_metadata(text, filename=filename, sample_col=sample_col,
+                                  file_col=file_col)
+    metadata = await heavy.run("import", parse, project=name)
     count = len(metadata.samples)
     try:
         await store.create_project(

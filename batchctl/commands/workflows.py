@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from urllib.parse import quote
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs ~4 ms at start-up; annotations are strings anyway
@@ -41,11 +42,14 @@ JOBS_PAGE_LIMIT = 1000
 )
 def cmd_import(ctx: Context, args: argparse.Namespace) -> int:
     ctx.client.check_file("metadata", args.metadata)
-    text = read_text(args.metadata)
-    answer = ctx.client.post("/v1/projects", {
-        "name": args.project, "metadata": text, "metadata_filename": args.metadata,
-        "sample_col": args.sample_col, "file_col": args.file_col,
-    }, upload="metadata")
+    text = read_text(args.metadata)     # checked here: a bad byte is named before sending
+    # The table itself is the body (not a JSON string): the daemon never decodes a big
+    # upload as JSON on its event loop, and refuses a bad name from the query at once.
+    answer = ctx.client.request(
+        "POST", "/v1/projects", raw=text.encode("utf-8"), upload="metadata",
+        query={"name": args.project, "sample_col": args.sample_col, "file_col": args.file_col},
+        headers={"Content-Type": "text/csv; charset=utf-8",
+                 "X-Batchd-Filename": quote(args.metadata, safe="/")})
     project = answer.get("project") or {}
     samples = int(project.get("samples") or 0)
     columns = project.get("columns") or []

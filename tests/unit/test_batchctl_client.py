@@ -15,7 +15,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
 
@@ -36,7 +36,10 @@ class Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
-        body = json.loads(raw) if raw else None
+        if raw and self.headers.get("Content-Type", "").startswith("text/"):
+            body = raw.decode("utf-8")        # a samples table sent as itself
+        else:
+            body = json.loads(raw) if raw else None
         self.server.requests.append({"method": self.command, "path": url.path,
                                      "query": {k: v[0] for k, v in parse_qs(url.query).items()},
                                      "body": body, "headers": dict(self.headers)})
@@ -336,10 +339,12 @@ def test_import_sends_text_and_prints_summary(fake, tmp_path):
     code, out, err = run(fake, "import", "myproj", "--metadata", str(csv))
     assert code == 0, err
     assert out.strip() == "Imported project myproj: 12,345 samples (columns: sample_name, file_name)"
-    body = sent(fake)[0]["body"]
-    assert body == {"name": "myproj", "metadata": "sample_name,file_name\nsé,f.fastq\n",
-                    "metadata_filename": str(csv), "sample_col": "sample_name",
-                    "file_col": "file_name"}
+    request = sent(fake)[0]
+    assert request["body"] == "sample_name,file_name\nsé,f.fastq\n"     # the BOM dropped
+    assert request["headers"]["Content-Type"] == "text/csv; charset=utf-8"
+    assert unquote(request["headers"]["X-Batchd-Filename"]) == str(csv)
+    assert request["query"] == {"name": "myproj", "sample_col": "sample_name",
+                                "file_col": "file_name"}
 
 
 def test_import_not_utf8_fails_locally(fake, tmp_path):
