@@ -11,7 +11,8 @@ import sys
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs ~4 ms at start-up; annotations are strings anyway
-    from typing import Any, Callable, TextIO
+    from collections.abc import Callable
+    from typing import Any, TextIO
 
 from batchctl import exitcodes, registry
 from batchctl.client import DEFAULT_TIMEOUT, CtlError

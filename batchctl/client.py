@@ -14,12 +14,20 @@ import os
 import socket
 from urllib.parse import quote, urlencode
 
-from batchctl.exitcodes import (BY_API_CODE, BY_HTTP_STATUS, EXIT_ERROR, EXIT_NOT_RUNNING,
-                                 EXIT_PERMISSION, EXIT_UNAVAILABLE, EXIT_USAGE)
+from batchctl.exitcodes import (
+    BY_API_CODE,
+    BY_HTTP_STATUS,
+    EXIT_ERROR,
+    EXIT_NOT_RUNNING,
+    EXIT_PERMISSION,
+    EXIT_UNAVAILABLE,
+    EXIT_USAGE,
+)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs ~4 ms at start-up; annotations are strings anyway
-    from typing import Any, Iterator, Mapping
+    from collections.abc import Iterator, Mapping
+    from typing import Any
 
 SYSTEM_SOCKET = "/run/batchd/batchd.sock"
 DEFAULT_TIMEOUT = 60.0  # importing 100,000 samples takes a few seconds; be generous
@@ -249,7 +257,7 @@ class Client:
         return self._decode(status, answer)
 
     def stream(self, path: str, query: Mapping[str, Any] | None = None,
-               chunk: int = 65536) -> "Iterator[bytes]":
+               chunk: int = 65536) -> Iterator[bytes]:
         """GET a plain-text answer (logs) chunk by chunk, without holding it all in memory."""
         pairs = [(k, v) for k, v in (query or {}).items() if v is not None]
         url = f"{path}?{urlencode(pairs)}" if pairs else path

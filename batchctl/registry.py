@@ -26,7 +26,8 @@ from batchctl.client import DEFAULT_TIMEOUT, Client, resolve_socket_path
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs ~4 ms at start-up; annotations are strings anyway
     import argparse
-    from typing import Any, Callable, TextIO
+    from collections.abc import Callable
+    from typing import Any, TextIO
 
 # First word of a command -> its module in batchctl/commands/. The order is the order of the
 # commands in `batchctl --help`.

@@ -7,9 +7,12 @@ at a time so that a 100,000-row job listing is written as it is formatted.
 
 from __future__ import annotations
 
+from datetime import UTC
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs ~4 ms at start-up; annotations are strings anyway
-    from typing import Any, Iterable, Iterator, Mapping, Sequence
+    from collections.abc import Iterable, Iterator, Mapping, Sequence
+    from typing import Any
 
 # Job states in lifecycle order (docs/design.md, "Job model").
 STATES = (
@@ -76,15 +79,15 @@ def format_time(value: Any) -> str:
     """An API timestamp (ISO 8601 string or epoch seconds) as local 'YYYY-MM-DD HH:MM:SS'."""
     if value in (None, ""):
         return "-"
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     try:
         if isinstance(value, (int, float)):
-            dt = datetime.fromtimestamp(float(value), tz=timezone.utc)
+            dt = datetime.fromtimestamp(float(value), tz=UTC)
         else:
             dt = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
             if dt.tzinfo is None:
-                dt = dt.replace(tzinfo=timezone.utc)
+                dt = dt.replace(tzinfo=UTC)
         return dt.astimezone().strftime("%Y-%m-%d %H:%M:%S")
     except (ValueError, OverflowError, OSError):
         return str(value)

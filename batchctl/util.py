@@ -8,7 +8,8 @@ import json
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs ~4 ms at start-up; annotations are strings anyway
-    from typing import Any, Iterator
+    from collections.abc import Iterator
+    from typing import Any
 
     from batchctl.registry import Context
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 import grp
 import os
 import pwd
-from typing import Callable
+from collections.abc import Callable
 
 from aiohttp import web
 

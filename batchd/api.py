@@ -20,15 +20,22 @@ from aiohttp import web
 from . import __version__, access, limits, operations
 from .backends.base import Backend
 from .errors import BatchdError, InvalidInput, PayloadTooLarge
-from .naming import validate_name
-from .validation import (BODY_FIELDS, MAX_JSON_INT, MAX_MEMORY, MAX_TIMEOUT, MAX_VCPUS,
-                         check_fields, load_json)
 from .logs import get_logger
 from .model import JOB_STATES
+from .naming import validate_name
 from .offload import HeavyWork
 from .peercred import Caller, caller_of
 from .settings import Settings
 from .store import Store
+from .validation import (
+    BODY_FIELDS,
+    MAX_JSON_INT,
+    MAX_MEMORY,
+    MAX_TIMEOUT,
+    MAX_VCPUS,
+    check_fields,
+    load_json,
+)
 from .wakeups import Wakeups
 
 log = get_logger(component="api")

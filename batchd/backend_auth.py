@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any, Callable
+from typing import Any
 
 __all__ = ["AUTH_BACKOFF_CAP", "AuthWatch", "Refusal", "backoff_delay"]
 

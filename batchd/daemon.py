@@ -17,8 +17,8 @@ import signal
 import socket
 import stat
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Awaitable, Callable
 
 from aiohttp import web
 

@@ -17,9 +17,22 @@ from typing import Any
 from .limits import shorten
 from .naming import NAME_RE, NAME_RULES
 from .templates import TemplateError, template_fields, validate_template
-from .validation import (MAX_ATTEMPTS, MAX_FACTOR, MAX_MEMORY, MAX_PROBLEMS, MAX_SPOT_ATTEMPTS,
-                         MAX_TIMEOUT, MAX_VCPUS, MIN_TIMEOUT, Problems, env_name_problem, is_number,
-                         number_text, show, text_to_float)
+from .validation import (
+    MAX_ATTEMPTS,
+    MAX_FACTOR,
+    MAX_MEMORY,
+    MAX_PROBLEMS,
+    MAX_SPOT_ATTEMPTS,
+    MAX_TIMEOUT,
+    MAX_VCPUS,
+    MIN_TIMEOUT,
+    Problems,
+    env_name_problem,
+    is_number,
+    number_text,
+    show,
+    text_to_float,
+)
 
 # AWS SubmitJob rejects requests whose parameters and overrides exceed 30 KiB.
 SUBMIT_PAYLOAD_LIMIT = 30 * 1024

@@ -9,8 +9,9 @@ can act on. Both are pure functions: every rule here is unit-tested on realistic
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 SPOT = "spot"
 OOM = "oom"
@@ -81,7 +82,7 @@ class RetryPolicy:
     timeout_factor: float = 1.0
 
     @classmethod
-    def merged(cls, defaults: Any, override: Mapping[str, Any] | None) -> "RetryPolicy":
+    def merged(cls, defaults: Any, override: Mapping[str, Any] | None) -> RetryPolicy:
         values = {name: getattr(defaults, name) for name in cls.__dataclass_fields__}
         values.update(override or {})
         return cls(**values)

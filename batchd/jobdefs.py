@@ -16,8 +16,18 @@ from collections.abc import Mapping
 from typing import Any
 
 from .errors import InvalidInput
-from .validation import (MAX_MEMORY, MAX_TIMEOUT, MAX_VCPUS, MIN_TIMEOUT, Problems,
-                         env_name_problem, is_number, number_text, show, text_to_float)
+from .validation import (
+    MAX_MEMORY,
+    MAX_TIMEOUT,
+    MAX_VCPUS,
+    MIN_TIMEOUT,
+    Problems,
+    env_name_problem,
+    is_number,
+    number_text,
+    show,
+    text_to_float,
+)
 
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
 

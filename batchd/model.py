@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 # batchd's own job states, in lifecycle order (see docs/design.md).
 WAITING = "WAITING"          # an earlier step of the same sample is not complete yet

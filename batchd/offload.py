@@ -33,8 +33,9 @@ import asyncio
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 from .errors import BatchdError
 from .logs import get_logger
@@ -55,7 +56,7 @@ class HeavyWork:
         self._switch_interval = sys.getswitchinterval()
 
     @classmethod
-    def from_env(cls) -> "HeavyWork":
+    def from_env(cls) -> HeavyWork:
         return cls(gate=os.environ.get(GATE_ENV) or None)
 
     async def run(self, what: str, fn: Callable[..., T], *args: Any, **fields: Any) -> T:

@@ -16,8 +16,8 @@ from __future__ import annotations
 import os
 import shutil
 import stat
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 from .errors import InvalidInput
 from .settings import _REGION, Settings

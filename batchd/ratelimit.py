@@ -26,7 +26,8 @@ import asyncio
 import enum
 import time
 from collections import deque
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 __all__ = ["Priority", "RateBudget"]
 

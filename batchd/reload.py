@@ -19,10 +19,12 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from typing import Any, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 from .errors import BatchdError
 from .logs import get_logger, set_level
+
 # RESTART_ONLY: built into long-lived objects at start-up, so changing them needs a restart;
 # the field table in settings.py says which.
 from .settings import RESTART_ONLY, Settings, load_settings, log_ignored

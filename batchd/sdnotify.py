@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
-from typing import Callable
+from collections.abc import Callable
 
 
 def notifier(env: dict[str, str] | None = None) -> Callable[[str], None] | None:

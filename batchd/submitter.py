@@ -240,7 +240,7 @@ class Submitter:
         for claim, error in rejected:
             await self._reject(claim, error)
 
-    async def _send_one(self, claim: Claim, marks: "_MarkAhead") -> tuple[str, Any]:
+    async def _send_one(self, claim: Claim, marks: _MarkAhead) -> tuple[str, Any]:
         request = claim.request
         log = self.log.bind(job_name=request["job_name"], queue=request["queue"])
         async with self._sem:

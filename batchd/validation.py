@@ -14,6 +14,7 @@ from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 from .errors import InvalidInput
+
 # The retry bounds and MAX_MEMORY live with RetryPolicy, so the settings reach them without
 # importing this module (and aiohttp through limits.py).
 from .failures import MAX_ATTEMPTS, MAX_FACTOR, MAX_MEMORY, MAX_SPOT_ATTEMPTS  # noqa: F401

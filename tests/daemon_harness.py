@@ -39,7 +39,7 @@ class Daemon:
     def state_dir(self) -> Path:
         return self.root / "state"
 
-    def start(self, timeout: float = 20.0) -> "Daemon":
+    def start(self, timeout: float = 20.0) -> Daemon:
         self.runs += 1
         log_path = self.root / f"batchd-{self.runs}.log"
         self.log_paths.append(log_path)

@@ -17,8 +17,16 @@ from batchctl import render
 from batchctl.client import path_segment
 from batchctl.exitcodes import EXIT_ERROR, EXIT_OK
 from batchctl.registry import arg, command
-from batchctl.util import (dump_json, parse_target, plural, read_text, state_arg, step_arg,
-                           workflow_path, write_lines)
+from batchctl.util import (
+    dump_json,
+    parse_target,
+    plural,
+    read_text,
+    state_arg,
+    step_arg,
+    workflow_path,
+    write_lines,
+)
 
 JOBS_PAGE_LIMIT = 1000
 

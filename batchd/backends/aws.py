@@ -27,7 +27,8 @@ import contextlib
 import os
 import platform
 from collections import OrderedDict
-from typing import Any, AsyncIterator
+from collections.abc import AsyncIterator
+from typing import Any
 from urllib.parse import urlparse
 
 import aiobotocore
@@ -38,11 +39,10 @@ from botocore import exceptions as bexc
 
 from .. import __version__
 from ..backend_auth import AuthWatch
-from ..errors import (PermanentBackendError, SubmitOutcomeUnknown, Throttled,
-                      TransientBackendError)
+from ..errors import PermanentBackendError, SubmitOutcomeUnknown, Throttled, TransientBackendError
 from ..ratelimit import Priority, RateBudget
-from .aws_shapes import custom_log_group, job_status_from_detail, submit_params
 from .aws_errors import classify_client_error
+from .aws_shapes import custom_log_group, job_status_from_detail, submit_params
 from .base import DESCRIBE_BATCH, Backend, JobStatus, QueueInfo, SubmitRequest
 from .s3outputs import S3OutputStore
 

@@ -16,8 +16,13 @@ from typing import Any
 import aiohttp
 from botocore import exceptions as bexc
 
-from ..errors import (BackendError, PermanentBackendError, SubmitOutcomeUnknown, Throttled,
-                      TransientBackendError)
+from ..errors import (
+    BackendError,
+    PermanentBackendError,
+    SubmitOutcomeUnknown,
+    Throttled,
+    TransientBackendError,
+)
 
 __all__ = ["AUTH_CODES", "CREDENTIAL_ERRORS", "THROTTLE_CODES", "classify_client_error"]
 

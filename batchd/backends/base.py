@@ -8,9 +8,9 @@ reasons, job names) so that the same failure classification and the same store s
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator
+from typing import Any
 
 # AWS Batch job states, in lifecycle order.
 ACTIVE_STATES = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING")

@@ -37,21 +37,37 @@ import shutil
 import signal
 import time
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 import structlog
 
 from batchd.backends.base import (
-    ACTIVE_STATES, Backend, JobStatus, OutputStore, QueueInfo, SubmitRequest,
-)
-from batchd.backends.local_runner import atomic_write_json, exclusive_create
-from batchd.backends.local_jobs import (
-    _JOB_ID_RE, _fs_name, _Job, _now_ms, _read_json, _read_pid, _runner_alive,
-    kill_orphaned_command, read_log_lines, scan_jobs, spawn_runner, terminate_reason,
+    ACTIVE_STATES,
+    Backend,
+    JobStatus,
+    OutputStore,
+    QueueInfo,
+    SubmitRequest,
 )
 from batchd.backends.local_jobdefs import LocalJobDefinitions
+from batchd.backends.local_jobs import (
+    _JOB_ID_RE,
+    _fs_name,
+    _Job,
+    _now_ms,
+    _read_json,
+    _read_pid,
+    _runner_alive,
+    kill_orphaned_command,
+    read_log_lines,
+    scan_jobs,
+    spawn_runner,
+    terminate_reason,
+)
 from batchd.backends.local_outputs import LocalOutputStore
+from batchd.backends.local_runner import atomic_write_json, exclusive_create
 from batchd.errors import PermanentBackendError, TransientBackendError, Unavailable
 from batchd.limits import shorten
 

@@ -11,10 +11,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+from batchd.backends.base import SubmitRequest
 from batchd.backends.local_jobs import _now_ms, _read_json
 from batchd.backends.local_runner import exclusive_create
 from batchd.errors import PermanentBackendError
-from batchd.backends.base import SubmitRequest
 from batchd.jobdefs import fill_command, resources, validate_job_definition
 
 ARN_PREFIX = "arn:batchd:local:jobdef/"

@@ -28,8 +28,8 @@ import asyncio
 import os
 import time
 from collections import defaultdict
-from collections.abc import Sequence
-from typing import Any, Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from botocore import exceptions as bexc
 

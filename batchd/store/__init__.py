@@ -13,7 +13,7 @@ __all__ = ["Store", "Claim", "AttemptUpdate"]
 
 class Store(ProjectQueries, SchedulingQueries, ControlQueries):
     @classmethod
-    async def open(cls, path: Path) -> "Store":  # type: ignore[override]
+    async def open(cls, path: Path) -> Store:  # type: ignore[override]
         store = cls(path)
         await store._connect()
         return store

@@ -11,9 +11,10 @@ import asyncio
 import contextlib
 import sqlite3
 import time
+from collections.abc import AsyncIterator, Callable, Iterable
 from importlib import resources
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable, Iterable, TypeVar
+from typing import Any, TypeVar
 
 from ..errors import Unavailable
 from .db import Database
@@ -51,7 +52,7 @@ class StoreBase:
         self._lock = asyncio.Lock()
 
     @classmethod
-    async def open(cls, path: Path) -> "StoreBase":
+    async def open(cls, path: Path) -> StoreBase:
         store = cls(path)
         await store._connect()
         return store
@@ -134,7 +135,7 @@ class StoreBase:
                 raise
 
     @contextlib.asynccontextmanager
-    async def batch(self) -> AsyncIterator["WriteBatch"]:
+    async def batch(self) -> AsyncIterator[WriteBatch]:
         """A write transaction whose statements travel to the database thread together: BEGIN,
         everything deferred, and COMMIT in one round trip, plus one per `fetch` in between.
         For the loops' hot transactions; `transaction()` sends each statement on its own.

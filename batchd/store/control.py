@@ -6,8 +6,18 @@ import time
 from typing import Any
 
 from ..errors import Conflict, InvalidInput
-from ..model import (ACTIVE, BACKEND_ACTIVE, CANCELLED, COMPLETED, FAILED, FINISHED, QUEUED,
-                     READY, SUBMITTING, WAITING)
+from ..model import (
+    ACTIVE,
+    BACKEND_ACTIVE,
+    CANCELLED,
+    COMPLETED,
+    FAILED,
+    FINISHED,
+    QUEUED,
+    READY,
+    SUBMITTING,
+    WAITING,
+)
 from .base import StoreBase
 from .scheduling import CLOSE_UNSENT_SQL
 

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -37,7 +38,7 @@ class Database:
         self.trips = 0              # round trips to the database thread so far
 
     @classmethod
-    async def connect(cls, path: Path, name: str, **kwargs: Any) -> "Database":
+    async def connect(cls, path: Path, name: str, **kwargs: Any) -> Database:
         """`sqlite3.connect(path, **kwargs)` in a new thread named batchd-db-<name>, with rows
         as `sqlite3.Row`. The thread is stopped again if the connection cannot be opened."""
         db = cls(name)

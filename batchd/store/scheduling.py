@@ -10,12 +10,22 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 from ..failures import GiveUp, Retry
-from ..model import (CANCELLED, CHECKING, COMPLETED, FAILED, IN_FLIGHT, QUEUED, READY,
-                     SUBMITTING, WAITING)
+from ..model import (
+    CANCELLED,
+    CHECKING,
+    COMPLETED,
+    FAILED,
+    IN_FLIGHT,
+    QUEUED,
+    READY,
+    SUBMITTING,
+    WAITING,
+)
 from . import loop_reads as reads
 from .base import StoreBase
 from .loop_reads import _IN_FLIGHT_SQL, Claim, SendOutlook

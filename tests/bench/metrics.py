@@ -10,8 +10,9 @@ import sqlite3
 import subprocess
 import threading
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -95,7 +96,7 @@ class ProcSampler:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name=f"sampler-{pid}")
 
-    def start(self) -> "ProcSampler":
+    def start(self) -> ProcSampler:
         self._thread.start()
         return self
 
@@ -258,7 +259,7 @@ class CounterSampler:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name="fake-counters")
 
-    def start(self) -> "CounterSampler":
+    def start(self) -> CounterSampler:
         self._thread.start()
         return self
 

@@ -20,7 +20,7 @@ import socket
 import statistics
 import threading
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
 from tests.daemon_harness import new_daemon
 

@@ -47,7 +47,7 @@ class BenchDaemon(Daemon):
     def database(self) -> Path:
         return self.state_dir / "batchd.sqlite3"
 
-    def start(self, timeout: float = 60.0) -> "BenchDaemon":
+    def start(self, timeout: float = 60.0) -> BenchDaemon:
         # Not Daemon.start: no debug logging (it would cost the figures measured) and the
         # socket is pinged in-process, so a restart's "answers after" is not a CLI's start-up.
         self.runs += 1

@@ -78,7 +78,7 @@ class StatusProbe:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name="status-probe")
 
-    def start(self) -> "StatusProbe":
+    def start(self) -> StatusProbe:
         self._thread.start()
         return self
 

@@ -8,14 +8,23 @@ import compileall
 import sys
 import time
 import urllib.parse
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import batchctl
 from batchctl.client import Client
 
-from .metrics import (CounterSampler, DbView, ProcSampler, SimTime, combine_daemons, summary,
-                      time_command, timed)
+from .metrics import (
+    CounterSampler,
+    DbView,
+    ProcSampler,
+    SimTime,
+    combine_daemons,
+    summary,
+    time_command,
+    timed,
+)
 from .procs import BenchDaemon, FakeProc
 from .scenarios import Scenario, write_inputs
 
@@ -282,7 +291,7 @@ class Run:
 
 
 def run_all(scenarios: list[Scenario], **kwargs: Any) -> list[dict[str, Any]]:
-    from .responsive import ResponsiveRun   # it builds on Run
+    from .responsive import ResponsiveRun  # it builds on Run
 
     return [(ResponsiveRun if s.kind == "responsive" else Run)(s, **kwargs).execute()
             for s in scenarios]

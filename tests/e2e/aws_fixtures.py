@@ -15,8 +15,9 @@ import os
 import subprocess
 import sys
 import urllib.parse
-from functools import lru_cache
-from typing import Any, Callable
+from collections.abc import Callable
+from functools import cache
+from typing import Any
 
 import pytest
 
@@ -92,7 +93,7 @@ def analysis(step: int, **extra: Any) -> dict[str, Any]:
             "parameters": params, **extra}
 
 
-@lru_cache(maxsize=None)
+@cache
 def cli_help(*words: str) -> str | None:
     """The --help text of a batchctl sub-command, or None when this checkout lacks it."""
     env = dict(os.environ)

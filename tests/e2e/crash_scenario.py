@@ -23,8 +23,9 @@ from __future__ import annotations
 import json
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from batchctl.client import Client, CtlError
 from tests.e2e.aws_fixtures import _wf_path, analysis, samples_csv
@@ -212,7 +213,7 @@ class Outcome:
             out[target][state] += 1
         return {t: dict(c) for t, c in out.items()}
 
-    def differences(self, reference: "Outcome") -> str | None:
+    def differences(self, reference: Outcome) -> str | None:
         if self.counts() != reference.counts():
             return f"terminal counts {self.counts()} != reference {reference.counts()}"
         for name, mine, ref in (("state", self.states, reference.states),

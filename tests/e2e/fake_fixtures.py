@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from tests.daemon_harness import Daemon
 from tests.fakeaws_process import FakeAwsProcess, aws_env, new_aws_daemon

@@ -38,8 +38,7 @@ import pytest
 from batchctl.client import Client
 from batchd.naming import job_name
 from tests import raw_http
-from tests.e2e.aws_fixtures import (Ops, analysis, aws_daemon_factory,  # noqa: F401 - fixtures
-                                    fake_aws_factory, samples_csv)
+from tests.e2e.aws_fixtures import Ops, analysis, aws_daemon_factory, fake_aws_factory, samples_csv  # noqa: F401 - fixtures
 from tests.fakeaws.outcomes import _uniforms
 from tests.integration.test_disk_full import fill
 

@@ -21,8 +21,7 @@ from collections import Counter
 import pytest
 
 from batchctl.client import Client
-from tests.e2e.aws_fixtures import (Ops, analysis, aws_daemon_factory,  # noqa: F401 - fixtures
-                                    fake_aws_factory, samples_csv)
+from tests.e2e.aws_fixtures import Ops, analysis, aws_daemon_factory, fake_aws_factory, samples_csv  # noqa: F401 - fixtures
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

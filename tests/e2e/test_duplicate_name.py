@@ -7,8 +7,7 @@ import boto3
 import pytest
 
 from tests.e2e.fake_fixtures import wait_until
-from tests.e2e.test_aws_fake import (daemon_on, definition, events,  # noqa: F401
-                                     fake_factory, samples_csv)
+from tests.e2e.test_aws_fake import daemon_on, definition, events, fake_factory, samples_csv  # noqa: F401
 from tests.fakeaws.config import REGION
 
 pytestmark = pytest.mark.e2e

@@ -11,8 +11,14 @@ from __future__ import annotations
 
 import pytest
 
-from tests.e2e.aws_fixtures import (Ops, analysis, aws_daemon_factory,  # noqa: F401 - fixtures
-                                    fake_aws_factory, samples_csv, submits_for)
+from tests.e2e.aws_fixtures import (  # noqa: F401 - fixtures
+    Ops,
+    analysis,
+    aws_daemon_factory,
+    fake_aws_factory,
+    samples_csv,
+    submits_for,
+)
 
 pytestmark = pytest.mark.e2e
 

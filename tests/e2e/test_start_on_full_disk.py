@@ -12,8 +12,7 @@ import pytest
 
 from batchd.crashpoints import EXIT_CODE
 from tests import raw_http
-from tests.e2e.aws_fixtures import (Ops, analysis, aws_daemon_factory,  # noqa: F401 - fixtures
-                                    fake_aws_factory, samples_csv)
+from tests.e2e.aws_fixtures import Ops, analysis, aws_daemon_factory, fake_aws_factory, samples_csv  # noqa: F401 - fixtures
 from tests.e2e.fake_fixtures import wait_until
 from tests.e2e.test_chaos import Disk
 

@@ -24,7 +24,7 @@ class ComputeEnvConfig:
     type: str = "SPOT"                    # MANAGED compute resources type: EC2 | SPOT
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "ComputeEnvConfig":
+    def from_dict(cls, data: dict[str, Any]) -> ComputeEnvConfig:
         return _build(cls, data)
 
 
@@ -39,7 +39,7 @@ class QueueConfig:
     max_instance_memory: int = 262144
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "QueueConfig":
+    def from_dict(cls, data: dict[str, Any]) -> QueueConfig:
         return _build(cls, data)
 
 
@@ -99,7 +99,7 @@ class FakeConfig:
     auth_error_operations: list[str] = field(default_factory=list)   # empty: every Batch op
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "FakeConfig":
+    def from_dict(cls, data: dict[str, Any]) -> FakeConfig:
         cfg = cls()
         cfg.update(data)
         return cfg

@@ -42,7 +42,7 @@ class ComputeEnv:
     def __init__(self, cfg) -> None:
         self.cfg, self.used = cfg, 0.0
 
-    def fits_instance(self, job: "Job") -> bool:
+    def fits_instance(self, job: Job) -> bool:
         c = self.cfg
         return (job.vcpus <= c.max_instance_vcpus and job.memory <= c.max_instance_memory
                 and job.vcpus <= c.max_vcpus)
@@ -75,7 +75,7 @@ class Job:
 
 class Simulator:
     def __init__(self, config: FakeConfig, scheduler: Scheduler, stats: Stats,
-                 s3: "S3Store", logs: "LogsStore") -> None:
+                 s3: S3Store, logs: LogsStore) -> None:
         self.config, self.sched, self.stats, self.s3, self.logs = config, scheduler, stats, s3, logs
         self.clock = scheduler.clock
         self.outcomes = Outcomes(config)

@@ -58,7 +58,7 @@ class Stream:
 
 
 class LogsStore:
-    def __init__(self, clock: "SimClock", page_size: int = 100) -> None:
+    def __init__(self, clock: SimClock, page_size: int = 100) -> None:
         self.clock = clock
         self.page_size = page_size
         self.groups: dict[str, dict[str, Stream]] = {}
@@ -70,14 +70,14 @@ class LogsStore:
         return self.groups.get(group, {}).get(name)
 
     # -- driven by the simulator -------------------------------------------------------------
-    def job_stream_started(self, job: "Job", now: float, plan: "Plan") -> None:
+    def job_stream_started(self, job: Job, now: float, plan: Plan) -> None:
         s = Stream(job.log_stream, int(now * 1000))
         s.job_name, s.start, s.n = job.name, now, plan.log_lines
         finite = plan.duration not in (float("inf"),) and plan.duration > 0
         s.step = plan.duration / (plan.log_lines + 1) if finite else 10.0
         self.groups.setdefault(BATCH_GROUP, {})[s.name] = s
 
-    def job_stream_stopped(self, job: "Job", now: float, reason: str, exit_code: int | None,
+    def job_stream_stopped(self, job: Job, now: float, reason: str, exit_code: int | None,
                            container_reason: str | None) -> None:
         s = self.stream(BATCH_GROUP, job.log_stream)
         if s is None:

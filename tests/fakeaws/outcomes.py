@@ -61,7 +61,7 @@ class Outcomes:
 
     # -- knobs -------------------------------------------------------------------------
     @staticmethod
-    def knob(job: "Job", name: str) -> str | None:
+    def knob(job: Job, name: str) -> str | None:
         value = job.parameters.get(name)
         if value is None and job.environment:
             value = job.environment.get(name.upper())
@@ -73,7 +73,7 @@ class Outcomes:
             rx = self._globs[pattern] = re.compile(fnmatch.translate(pattern))
         return rx
 
-    def _rule_for(self, job: "Job") -> dict[str, Any] | None:
+    def _rule_for(self, job: Job) -> dict[str, Any] | None:
         for rule in self.config.rules:
             ok = True
             for key, pattern in (rule.get("match") or {}).items():
@@ -97,7 +97,7 @@ class Outcomes:
         return None
 
     # -- the plan ------------------------------------------------------------------------
-    def plan(self, job: "Job", attempt: int) -> Plan:
+    def plan(self, job: Job, attempt: int) -> Plan:
         cfg = self.config
         rule = self._rule_for(job) if cfg.rules else None
         rule = rule or {}
@@ -146,7 +146,7 @@ class Outcomes:
             exit_code = 137
         return Plan(behaviour, max(0.0, duration), log_lines, exit_code)
 
-    def _apply_repeat(self, job: "Job", behaviour: str) -> str:
+    def _apply_repeat(self, job: Job, behaviour: str) -> str:
         m = _REPEAT.match(behaviour)
         if not m or m.group("base") not in BEHAVIOURS:
             return behaviour
@@ -167,7 +167,7 @@ class Outcomes:
                              f"(one of {sorted(BEHAVIOURS)}, optionally _once / _x<N>)")
 
     @staticmethod
-    def job_key(job: "Job") -> tuple:
+    def job_key(job: Job) -> tuple:
         key = job.parameters.get("fake_key")
         if key is not None:
             return ("key", key)
@@ -176,7 +176,7 @@ class Outcomes:
         return (job.jobdef_name, tuple(job.command or ()), params)
 
     # -- outputs -------------------------------------------------------------------------
-    def outputs(self, job: "Job") -> list[str]:
+    def outputs(self, job: Job) -> list[str]:
         mode = self.config.output_parameters
         if mode == "none":
             return []

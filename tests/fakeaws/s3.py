@@ -50,7 +50,7 @@ class Bucket:
 
 
 class S3Store:
-    def __init__(self, clock: "SimClock", stats: "Stats", auto_create: bool = True) -> None:
+    def __init__(self, clock: SimClock, stats: Stats, auto_create: bool = True) -> None:
         self.clock, self.stats, self.auto_create = clock, stats, auto_create
         self.buckets: dict[str, Bucket] = {}
 

@@ -70,7 +70,7 @@ class FakeAWS:
             await self._runner.cleanup()
             self._runner = None
 
-    async def __aenter__(self) -> "FakeAWS":
+    async def __aenter__(self) -> FakeAWS:
         await self.start()
         return self
 
@@ -211,7 +211,7 @@ class FakeAWS:
         self.stats.held_submits += 1
         try:
             await asyncio.wait_for(future, self.config.hold_submit_seconds)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
         finally:
             self.stats.held_submits -= 1

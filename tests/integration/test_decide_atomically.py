@@ -12,7 +12,6 @@ from batchd.poller import Poller
 from batchd.settings import Settings
 from batchd.store import AttemptUpdate, Store
 from batchd.wakeups import Wakeups
-
 from tests.unit.test_store import _claimed
 
 

@@ -8,13 +8,23 @@ import json
 import socket
 
 import pytest
-from botocore.exceptions import (ClientError, ConnectionClosedError, ConnectTimeoutError,
-                                 EndpointConnectionError, NoCredentialsError, ReadTimeoutError)
+from botocore.exceptions import (
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    ReadTimeoutError,
+)
 
 from batchd.backends.aws import AwsBackend, classify_client_error, job_status_from_detail
 from batchd.backends.base import SubmitRequest
-from batchd.errors import (PermanentBackendError, SubmitOutcomeUnknown, Throttled,
-                           TransientBackendError)
+from batchd.errors import (
+    PermanentBackendError,
+    SubmitOutcomeUnknown,
+    Throttled,
+    TransientBackendError,
+)
 from batchd.ratelimit import RateBudget
 
 

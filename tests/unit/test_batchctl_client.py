@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 # -- a fake batchd ------------------------------------------------------------------------------
 class Handler(BaseHTTPRequestHandler):
-    server: "FakeServer"
+    server: FakeServer
 
     def log_message(self, *args):  # client_address is '' on a Unix socket: keep quiet
         pass

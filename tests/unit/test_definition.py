@@ -5,8 +5,13 @@ from pathlib import Path
 
 import pytest
 
-from batchd.definition import (SUBMIT_PAYLOAD_LIMIT, Analysis, RenderedJob, parse_definition,
-                               render_job)
+from batchd.definition import (
+    SUBMIT_PAYLOAD_LIMIT,
+    Analysis,
+    RenderedJob,
+    parse_definition,
+    render_job,
+)
 from batchd.errors import InvalidInput
 
 REPO = Path(__file__).resolve().parents[2]

@@ -2,7 +2,7 @@
 
 import pytest
 
-from batchd.failures import (FailedAttempt, GiveUp, Retry, RetryPolicy, classify, decide)
+from batchd.failures import FailedAttempt, GiveUp, Retry, RetryPolicy, classify, decide
 
 
 @pytest.mark.parametrize("status_reason, container_reason, exit_code, expected", [

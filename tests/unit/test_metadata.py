@@ -169,7 +169,7 @@ def test_problem_count_is_capped_but_total_reported():
 
 
 def test_invalid_utf8_names_line_and_offset():
-    data = "sample_name,file_name\ns1,a\n".encode() + b"caf\xe9,b\n"
+    data = b"sample_name,file_name\ns1,a\n" + b"caf\xe9,b\n"
     message = error(data)
     assert message.startswith("samples.csv line 3: byte 0xe9 at byte offset 30 is not valid "
                               "UTF-8")

@@ -8,8 +8,15 @@ import asyncio
 import pytest
 
 from batchd.backends.base import JobStatus
-from batchd.poller import (RUNNABLE_PATIENCE, RUNNABLE_SLOWDOWN, YOUNG_MIN_RUNS, YOUNG_SHARE,
-                           YOUNG_SLOWDOWN, Poller, ShortestRuns)
+from batchd.poller import (
+    RUNNABLE_PATIENCE,
+    RUNNABLE_SLOWDOWN,
+    YOUNG_MIN_RUNS,
+    YOUNG_SHARE,
+    YOUNG_SLOWDOWN,
+    Poller,
+    ShortestRuns,
+)
 from batchd.settings import Settings
 from batchd.wakeups import Wakeups
 

@@ -7,10 +7,10 @@ import io
 import json
 from pathlib import Path
 
-from batchd.errors import InvalidInput
 import pytest
 
 import batchd.reload
+from batchd.errors import InvalidInput
 from batchd.logs import configure_logging, get_logger
 from batchd.ratelimit import RateBudget
 from batchd.reload import Reloader

@@ -34,7 +34,7 @@ async def test_a_restart_waits_the_settle_delay_from_now_for_what_may_have_been_
     restart = time.time()
     assert await store.mark_all_submitting_unknown(restart + SETTLE_SECONDS) == 2
     rows = {r["id"]: r for r in await store.read(
-        f"SELECT id, submit_status, next_poll_at FROM attempts WHERE id IN (?,?,?)", ids)}
+        "SELECT id, submit_status, next_poll_at FROM attempts WHERE id IN (?,?,?)", ids)}
     # The send may have been right before the crash: no lookup before restart + settle.
     assert rows[ids[0]]["next_poll_at"] >= restart + SETTLE_SECONDS
     assert rows[ids[1]]["next_poll_at"] == later           # a later settle time is kept

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import pytest
 

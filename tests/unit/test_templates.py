@@ -5,8 +5,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from batchd.errors import InvalidInput
-from batchd.templates import (TemplateError, render, template_fields,
-                              validate_template)
+from batchd.templates import TemplateError, render, template_fields, validate_template
 
 FIELD_NAMES = st.from_regex(r"[A-Za-z_][A-Za-z0-9_-]{0,15}", fullmatch=True)
 
