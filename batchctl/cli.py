@@ -9,15 +9,15 @@ import argparse
 import os
 import sys
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:  # typing costs ~4 ms at start-up; annotations are strings anyway
-    from collections.abc import Callable
-    from typing import Any, TextIO
-
 from batchctl import exitcodes, registry
 from batchctl.client import DEFAULT_TIMEOUT, CtlError
 from batchctl.exitcodes import EXIT_BROKEN_PIPE, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_USAGE
 from batchctl.registry import COMMANDS, GROUPS, Context
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs ~4 ms at start-up; annotations are strings anyway
+    from collections.abc import Callable
+    from typing import Any, TextIO
 
 PROG = "batchctl"
 

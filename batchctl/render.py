@@ -181,7 +181,8 @@ def workflow_name(obj: Mapping[str, Any]) -> str:
 
 
 def status_header(status: Mapping[str, Any]) -> str:
-    """'proj/wf  RUNNING  5,000 jobs (60.0% completed, 12 failed)  submitted 2024-05-01 12:00:03'."""
+    """One line, e.g.
+    'proj/wf  RUNNING  5,000 jobs (60.0% completed, 12 failed)  submitted 2024-05-01 12:00:03'."""
     counts = _counts(status)
     total = _int(status.get("total")) or sum(counts.values())
     done = counts.get("COMPLETED", 0)
@@ -214,7 +215,7 @@ def status_table(status: Mapping[str, Any]) -> str:
     cols = state_columns([wf_counts, *step_counts])
     headers = ["STEP", "DESCRIPTION", "JOB DEFINITION", "QUEUE", *cols, "TOTAL"]
     rows = []
-    for step, counts in zip(steps, step_counts):
+    for step, counts in zip(steps, step_counts, strict=True):
         total = _int(step.get("total")) or sum(counts.values())
         rows.append([step.get("step"), truncate(step.get("description"), DESCRIPTION_WIDTH),
                      step.get("job_definition"), step.get("queue"),
@@ -346,7 +347,8 @@ def jobdefs_table(job_definitions: Any) -> str:
         job_definitions = job_definitions.get("job_definitions") or []
     items = list(job_definitions)
     if not items:
-        return "No job definitions registered yet. Add one with `batchctl jobdef register FILE.json`."
+        return ("No job definitions registered yet. "
+                "Add one with `batchctl jobdef register FILE.json`.")
     rows = sorted((jobdef_row(jd) for jd in items),
                   key=lambda r: (str(r[0] or ""), _int(r[1])))
     return table(("NAME", "REVISION", "COMMAND", "VCPUS", "MEMORY (MiB)"), rows, "lrlrr")

@@ -6,16 +6,16 @@ from __future__ import annotations
 import argparse
 import json
 
+from batchctl import render
+from batchctl.client import CtlError, path_segment
+from batchctl.exitcodes import EXIT_USAGE
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs ~4 ms at start-up; annotations are strings anyway
     from collections.abc import Iterator
     from typing import Any
 
     from batchctl.registry import Context
-
-from batchctl import render
-from batchctl.client import CtlError, path_segment
-from batchctl.exitcodes import EXIT_USAGE
 
 
 def parse_target(text: str) -> tuple[str, str]:

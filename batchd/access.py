@@ -172,5 +172,6 @@ async def audit_middleware(request: web.Request, handler) -> web.StreamResponse:
         outcome = ("ok" if status < 400 else "denied" if status == 403
                    else "unavailable" if status == 503 else "error")
         log.info("audit", user=caller.name, uid=caller.uid, pid=caller.pid,
-                 action=ACTIONS.get(name or "", name or request.path), target=shorten(_target(request)),
+                 action=ACTIONS.get(name or "", name or request.path),
+                 target=shorten(_target(request)),
                  method=request.method, path=shorten(request.path), status=status, outcome=outcome)

@@ -111,8 +111,8 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
         return _json({"error": exc.to_json()}, status=exc.http_status)
     except web.HTTPException as exc:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status, "http_error")
-        return _json({"error": {"code": code, "message": f"{request.method} {limits.clip(request.path)}: "
-                                f"{exc.reason}"}}, status=exc.status)
+        message = f"{request.method} {limits.clip(request.path)}: {exc.reason}"
+        return _json({"error": {"code": code, "message": message}}, status=exc.status)
     except asyncio.CancelledError:
         raise
     except Exception:
@@ -439,7 +439,8 @@ def _state(value: Any) -> str | None:
         return None
     state = str(value).upper()
     if state not in JOB_STATES:
-        raise InvalidInput(f"unknown state {limits.clip(value)}; states are: {', '.join(JOB_STATES)}")
+        raise InvalidInput(f"unknown state {limits.clip(value)}; "
+                           f"states are: {', '.join(JOB_STATES)}")
     return state
 
 

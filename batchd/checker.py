@@ -86,7 +86,8 @@ class Checker:
                 if job["state"] == "READY":
                     absent.append(job["id"])
                 else:
-                    gone = [u for u, a in zip(outputs[job["id"]], answers) if a is False]
+                    gone = [u for u, a in zip(outputs[job["id"]], answers, strict=True)
+                            if a is False]
                     missing_after_run.append((job, gone))
             else:
                 unknown.append((job["id"], retry_at))

@@ -72,11 +72,12 @@ def lock_state_dir(state_dir: Path, undo: preflight.Undo | None = None) -> int:
         raise _unusable("state_dir", state_dir, exc) from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+    except BlockingIOError as exc:
         holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
         os.close(fd)
         raise AlreadyRunning(f"another batchd (pid {holder}) is already using the state "
-                             f"directory {state_dir}; stop it first or use another --state-dir")
+                             f"directory {state_dir}; stop it first or use another "
+                             "--state-dir") from exc
     if undo is not None:
         undo.locked = True
     os.ftruncate(fd, 0)

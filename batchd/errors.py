@@ -28,7 +28,8 @@ class BatchdError(Exception):
 
 
 class InvalidInput(BatchdError):
-    """The request (a CSV, a definition, a flag) is wrong; the message says where and how to fix it."""
+    """The request (a CSV, a definition, a flag) is wrong; the message says where and how to
+    fix it."""
 
     code = "invalid_input"
     http_status = 400
@@ -40,7 +41,8 @@ class NotFound(BatchdError):
 
 
 class Conflict(BatchdError):
-    """The request clashes with existing state (a project that already exists, a running workflow)."""
+    """The request clashes with existing state (a project that already exists, a running
+    workflow)."""
 
     code = "conflict"
     http_status = 409

@@ -228,7 +228,7 @@ class _Table:
                             first_line[name] = line
                             if not problems.count:
                                 append(Sample(name, row[file_at], line,
-                                              dict(zip(columns, row))))
+                                              dict(zip(columns, row, strict=True))))
                             continue
                     self._check(line, row, width, sample_at, file_at, first_line)
                 return samples

@@ -7,11 +7,12 @@ start-up (TOML file < BATCHD_* environment < the command-line flags given at sta
 keep winning) and hands the new object to every holder.
 
 Applied live: poll interval, check retry interval, rate-budget ceiling, per-queue caps and
-max_in_flight, submit order, retry defaults, stuck detection, admin group, log level. Everything that was
-used to build something at start-up (socket, state dir, backend, AWS region/profile, local
-capacity, concurrency semaphores, log format, request size limit) keeps its old value and is
-named in a `config_reload_restart_needed` warning. A file that does not parse or validate is
-rejected as a whole (`config_reload_failed`) and the old settings stay in force.
+max_in_flight, submit order, retry defaults, stuck detection, admin group, log level.
+Everything that was used to build something at start-up (socket, state dir, backend, AWS
+region/profile, local capacity, concurrency semaphores, log format, request size limit) keeps
+its old value and is named in a `config_reload_restart_needed` warning. A file that does not
+parse or validate is rejected as a whole (`config_reload_failed`) and the old settings stay in
+force.
 """
 
 from __future__ import annotations

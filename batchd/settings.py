@@ -329,12 +329,3 @@ def log_ignored(settings: Settings, log: Any) -> None:
     for name, where in settings.ignored:
         log.warning("setting_ignored", setting=name, where=where, reason=REMOVED[name][1],
                     hint="remove it from the configuration; it has no effect")
-
-
-def reload_settings(current: Settings) -> Settings:
-    """Re-read the same layers (SIGHUP); flags given at start-up are kept by the caller."""
-    return load_settings({"config_file": current.config_file} if current.config_file else {})
-
-
-def replace(settings: Settings, **changes: Any) -> Settings:
-    return dataclasses.replace(settings, **changes)

@@ -232,7 +232,7 @@ class Submitter:
         first_poll = now + min(self.settings.effective_poll_interval, 5.0)
         if submitted:
             orphans = await self.store.record_submitted(submitted, first_poll)
-            for attempt_id, backend_id in orphans:
+            for _attempt_id, backend_id in orphans:
                 await self._cancel_orphan(backend_id)
             self.wake.poller.set()
         if retry_later:

@@ -6,17 +6,17 @@ from __future__ import annotations
 import argparse
 import time
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:  # typing costs ~4 ms at start-up; annotations are strings anyway
-    from typing import Any
-
-    from batchctl.registry import Context
-
 from batchctl import render
 from batchctl.client import CtlError
 from batchctl.exitcodes import EXIT_ERROR, EXIT_NOT_RUNNING, EXIT_OK, EXIT_UNAVAILABLE
 from batchctl.registry import arg, command
 from batchctl.util import dump_json
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs ~4 ms at start-up; annotations are strings anyway
+    from typing import Any
+
+    from batchctl.registry import Context
 
 
 # Registered before `daemon status`: the order of `batchctl daemon --help` and its examples.

@@ -3,16 +3,16 @@ neither the renderer nor the shared helpers, so these two start fastest."""
 
 from __future__ import annotations
 
+from batchctl import __version__
+from batchctl.client import CtlError
+from batchctl.exitcodes import EXIT_NOT_RUNNING, EXIT_OK
+from batchctl.registry import command
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs ~4 ms at start-up; annotations are strings anyway
     import argparse
 
     from batchctl.registry import Context
-
-from batchctl import __version__
-from batchctl.client import CtlError
-from batchctl.exitcodes import EXIT_NOT_RUNNING, EXIT_OK
-from batchctl.registry import command
 
 
 @command(

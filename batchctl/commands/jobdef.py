@@ -7,15 +7,15 @@ from __future__ import annotations
 import argparse
 import json
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:  # typing costs ~4 ms at start-up; annotations are strings anyway
-    from batchctl.registry import Context
-
 from batchctl import render
 from batchctl.client import CtlError
 from batchctl.exitcodes import EXIT_OK, EXIT_USAGE
 from batchctl.registry import arg, command
 from batchctl.util import dump_json, read_text
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs ~4 ms at start-up; annotations are strings anyway
+    from batchctl.registry import Context
 
 
 def _unique_keys(pairs: list) -> dict:

@@ -7,15 +7,15 @@ import argparse
 import os
 import sys
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:  # typing costs ~4 ms at start-up; annotations are strings anyway
-    from batchctl.registry import Context
-
 from batchctl import render
 from batchctl.client import CtlError
 from batchctl.exitcodes import EXIT_OK, EXIT_USAGE
 from batchctl.registry import arg, command
 from batchctl.util import dump_json, parse_target, plural, state_arg, step_arg, workflow_path
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs ~4 ms at start-up; annotations are strings anyway
+    from batchctl.registry import Context
 
 
 def _confirm(ctx: Context, question: str) -> bool:

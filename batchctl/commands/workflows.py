@@ -9,10 +9,6 @@ import os
 import time
 from urllib.parse import quote
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:  # typing costs ~4 ms at start-up; annotations are strings anyway
-    from batchctl.registry import Context
-
 from batchctl import render
 from batchctl.client import path_segment
 from batchctl.exitcodes import EXIT_ERROR, EXIT_OK
@@ -27,6 +23,10 @@ from batchctl.util import (
     workflow_path,
     write_lines,
 )
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs ~4 ms at start-up; annotations are strings anyway
+    from batchctl.registry import Context
 
 JOBS_PAGE_LIMIT = 1000
 

@@ -92,14 +92,14 @@ class Backend(abc.ABC):
     name: str = "abstract"
     outputs: OutputStore
 
-    async def start(self) -> None:
+    async def start(self) -> None:  # noqa: B027 -- optional hook, no-op by default
         """Open clients / recover state. Called once before any other method."""
 
-    async def run(self) -> None:
+    async def run(self) -> None:  # noqa: B027 -- optional hook, no-op by default
         """Background work the backend needs (the local scheduler). Runs in the daemon's
         TaskGroup until cancelled; the default does nothing and returns."""
 
-    async def close(self) -> None:
+    async def close(self) -> None:  # noqa: B027 -- optional hook, no-op by default
         """Release clients and resources. Must not kill jobs: jobs outlive the daemon."""
 
     @abc.abstractmethod

@@ -68,8 +68,8 @@ class StoreBase:
             await self._pragmas(self._reader)
         except BaseException as exc:
             await self.close()          # no database thread outlives a store that failed to open
-            if isinstance(exc, sqlite3.Error):
-                raise _unavailable(exc, self.path) or exc
+            if isinstance(exc, sqlite3.Error) and (err := _unavailable(exc, self.path)):
+                raise err from exc
             raise
 
     @staticmethod
@@ -117,7 +117,9 @@ class StoreBase:
             try:
                 await conn.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
-                raise _unavailable(exc, self.path) or exc
+                if err := _unavailable(exc, self.path):
+                    raise err from exc
+                raise
             except BaseException:
                 # Cancelled while the BEGIN was on its way: it still runs in the database
                 # thread, and left open it would make every later BEGIN fail.
@@ -130,8 +132,8 @@ class StoreBase:
             except BaseException as exc:
                 with contextlib.suppress(sqlite3.Error):
                     await conn.execute("ROLLBACK")
-                if isinstance(exc, sqlite3.Error):
-                    raise _unavailable(exc, self.path) or exc
+                if isinstance(exc, sqlite3.Error) and (err := _unavailable(exc, self.path)):
+                    raise err from exc
                 raise
 
     @contextlib.asynccontextmanager
@@ -153,8 +155,8 @@ class StoreBase:
                 if batch.sent:
                     with contextlib.suppress(sqlite3.Error):
                         await conn.execute("ROLLBACK")
-                if isinstance(exc, sqlite3.Error):
-                    raise _unavailable(exc, self.path) or exc
+                if isinstance(exc, sqlite3.Error) and (err := _unavailable(exc, self.path)):
+                    raise err from exc
                 raise
 
     async def read(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:

@@ -198,7 +198,8 @@ class ProjectQueries(StoreBase):
         params.append(limit + 1)
         rows = await self.read(
             "SELECT j.id, s.name AS sample, j.step, j.state, j.attempts, j.skipped, j.reason, "
-            "j.failure_class, j.stuck_reason, j.updated_at, j.queue, a.backend_job_id, a.job_name, a.exit_code, "
+            "j.failure_class, j.stuck_reason, j.updated_at, j.queue, a.backend_job_id, a.job_name, "
+            "a.exit_code, "
             "a.vcpus, a.memory, a.state AS attempt_state, a.log_stream "
             "FROM jobs j JOIN samples s ON s.id = j.sample_id "
             "LEFT JOIN attempts a ON a.id = j.current_attempt_id "
