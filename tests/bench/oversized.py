@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
                 head, body = cases(args.name_mb, args.body_mb)[label]
                 stop = threading.Event()
 
-                def keep_pinging() -> None:
+                def keep_pinging(stop: threading.Event = stop, pings: list = pings) -> None:
                     while not stop.is_set():
                         pings.append(ping_ms(path))
 

@@ -113,7 +113,8 @@ ROWS = [
     ("  ListJobs / job", "batch_calls_per_job.ListJobs"),
     ("job records polled / job", "polls_per_job"),
     ("S3 calls / output", "s3_calls_per_output.total"), ("throttled calls", "throttled"),
-    ("detect p50 (sim s)", "detection_latency.p50"), ("detect p95 (sim s)", "detection_latency.p95"),
+    ("detect p50 (sim s)", "detection_latency.p50"),
+    ("detect p95 (sim s)", "detection_latency.p95"),
     ("  p95 / poll interval", "detection_latency.p95_ratio"),
     ("makespan (sim s)", "makespan.sim_seconds"), ("lower bound (sim s)", "makespan.lower_bound"),
     ("  binding bound", "makespan.binding"), ("makespan / bound", "makespan.ratio"),
@@ -154,7 +155,7 @@ def table(report: dict[str, Any]) -> str:
     rows = [[label] + [_cell(e, label, path) for e in entries] for label, path in ROWS]
     widths = [max(len(r[i]) for r in [heads, *rows]) for i in range(len(heads))]
     line = lambda cells: "  ".join(c.ljust(w) if i == 0 else c.rjust(w)  # noqa: E731
-                                   for i, (c, w) in enumerate(zip(cells, widths)))
+                                   for i, (c, w) in enumerate(zip(cells, widths, strict=True)))
     out = [line(heads), line(["-" * w for w in widths])] + [line(r) for r in rows]
     m = report["machine"]
     out.append(f"\nmachine: {m['cpu']}, {m['cpus']} CPUs, {m['memory_gib']} GiB, "

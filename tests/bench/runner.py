@@ -274,7 +274,8 @@ class Run:
         answered = time.perf_counter() - start
         status_after, _ = timed(self.status)
         self.log(f"{self.s.name}: restart answered after {answered:.2f} s")
-        return {"stop_seconds": round(seconds_stop, 2), "socket_answers_seconds": round(answered, 2),
+        return {"stop_seconds": round(seconds_stop, 2),
+                "socket_answers_seconds": round(answered, 2),
                 "first_status_ms": round(status_after * 1000, 1)}
 
     def _teardown(self) -> None:

@@ -20,6 +20,7 @@ most of a run's time). `check` returns the outcome and raises AssertionError wit
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from collections import defaultdict
@@ -278,7 +279,7 @@ def _check_history(label: str, history: list[dict[str, Any]], job_state: str,
     if job_state == "COMPLETED":
         assert history and history[-1]["state"] == "SUCCEEDED", \
             f"{label}: COMPLETED but its last attempt is {history[-1]['state']}"
-    for before, after in zip(history, history[1:]):
+    for before, after in itertools.pairwise(history):
         if before["failure_class"] == "oom":
             assert (after["memory"] or 0) > (before["memory"] or 0), \
                 f"{label}: no memory bump after an OOM ({before['memory']} -> {after['memory']})"

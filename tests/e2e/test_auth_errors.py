@@ -67,8 +67,8 @@ def test_refused_credentials_surface_back_off_and_recover(fake_factory, daemon_o
     human = ctl.ctl("daemon", "status")
     assert "AWS REFUSES BATCHD'S CREDENTIALS for DescribeJobs (ExpiredTokenException" in human
     for target, op in ((running, "DescribeJobs"), (later, "SubmitJob")):
-        wait_until(lambda: all(f"({CODE}, {op})" in (j["waiting_reason"] or "")
-                               for j in ctl.jobs(target)), 40 * POLL + 20,
+        wait_until(lambda op=op, target=target: all(f"({CODE}, {op})" in (j["waiting_reason"] or "")
+                                                    for j in ctl.jobs(target)), 40 * POLL + 20,
                    f"every job of {target} waiting for {op}")
         assert f"waiting: AWS refuses the credentials ({CODE}, {op})" in ctl.ctl(
             "status", target, "--jobs")

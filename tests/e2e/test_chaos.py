@@ -307,7 +307,7 @@ def check_histories(expected, attempts, truth) -> list[str]:
             problems.append(f"{sample} step {step}: attempts {[a['attempt'] for a in rows]}, "
                             f"the fake ran {len(behaviours)}: {behaviours}")
             continue
-        for row, behaviour in zip(rows, behaviours):
+        for row, behaviour in zip(rows, behaviours, strict=True):
             name = job_name(PROJECT, WORKFLOW, sample, step, row["attempt"])
             fake_job = truth.get(name)
             want = "SUCCEEDED" if behaviour == "success" else "FAILED"

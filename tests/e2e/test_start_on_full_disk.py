@@ -36,8 +36,8 @@ def small_disk():
         disk.unmount()
 
 
-def test_a_restart_on_a_full_disk_comes_up_and_recovers(fake_aws_factory, aws_daemon_factory,
-                                                         small_disk):  # noqa: F811
+def test_a_restart_on_a_full_disk_comes_up_and_recovers(fake_aws_factory, aws_daemon_factory,  # noqa: F811
+                                                         small_disk):
     fake = fake_aws_factory()
     daemon = aws_daemon_factory(fake.url)
     disk = small_disk(daemon.state_dir)

@@ -109,14 +109,15 @@ class BatchApi:
             raise client_error("A job can depend on at most 20 jobs.")
         deps = []
         for d in depends:
-            dep = self.sim.jobs.get(d.get("jobId", "")) or self.sim.forgotten.get(d.get("jobId", ""))
+            dep = (self.sim.jobs.get(d.get("jobId", ""))
+                   or self.sim.forgotten.get(d.get("jobId", "")))
             if dep is None:
                 raise client_error(f"Dependent job ID {d.get('jobId')} does not exist.")
             deps.append(dep)
         try:
             self.sim.outcomes.validate(params.get("fake_behaviour") or env.get("FAKE_BEHAVIOUR"))
         except ValueError as e:
-            raise client_error(str(e))
+            raise client_error(str(e)) from e
         job_id = str(uuid.uuid4())
         tags = dict(jd.get("tags") or {}) if req.get("propagateTags") else {}
         tags.update(req.get("tags") or {})

@@ -139,7 +139,8 @@ class Simulator:
 
     def jobs_named(self, pattern: str) -> list[Job]:
         if pattern.endswith("*"):
-            return [j for n in self.names_with_prefix(pattern[:-1]) for j in self.by_name.get(n, ())]
+            return [j for n in self.names_with_prefix(pattern[:-1])
+                    for j in self.by_name.get(n, ())]
         return list(self.by_name.get(pattern, ()))
 
     # -- state changes -------------------------------------------------------------------

@@ -102,7 +102,8 @@ class LogsStore:
     def op_CreateLogGroup(self, req: dict[str, Any]) -> dict[str, Any]:
         name = req["logGroupName"]
         if name in self.groups:
-            raise ApiError("ResourceAlreadyExistsException", "The specified log group already exists")
+            raise ApiError("ResourceAlreadyExistsException",
+                           "The specified log group already exists")
         self.groups[name] = {}
         return {}
 
@@ -110,7 +111,8 @@ class LogsStore:
         group = self._group(req["logGroupName"])
         name = req["logStreamName"]
         if name in group:
-            raise ApiError("ResourceAlreadyExistsException", "The specified log stream already exists")
+            raise ApiError("ResourceAlreadyExistsException",
+                           "The specified log stream already exists")
         group[name] = Stream(name, self.clock.now_ms())
         return {}
 
@@ -151,8 +153,9 @@ class LogsStore:
             try:
                 kind, index = token[0], int(token[2:])
                 assert kind in "fb" and token[1] == "/"
-            except (AssertionError, ValueError, IndexError):
-                raise ApiError("InvalidParameterException", "The specified nextToken is invalid.")
+            except (AssertionError, ValueError, IndexError) as e:
+                raise ApiError("InvalidParameterException",
+                               "The specified nextToken is invalid.") from e
             index = min(max(0, index), total)
             if kind == "f":
                 start, end = index, min(total, index + limit)

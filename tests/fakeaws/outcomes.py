@@ -194,4 +194,5 @@ class Outcomes:
 def _uniforms(key: str) -> tuple[float, float]:
     """Two reproducible uniform [0, 1) numbers from a string (cheaper than random.Random)."""
     d = hashlib.blake2b(key.encode(), digest_size=16).digest()
-    return (int.from_bytes(d[:8], "big") >> 11) / 2**53, (int.from_bytes(d[8:], "big") >> 11) / 2**53
+    return ((int.from_bytes(d[:8], "big") >> 11) / 2**53,
+            (int.from_bytes(d[8:], "big") >> 11) / 2**53)

@@ -172,7 +172,8 @@ class S3Store:
             try:
                 after = max(after, base64.urlsafe_b64decode(token.encode()).decode())
             except Exception:
-                return _error(400, "InvalidArgument", "The continuation token provided is incorrect")
+                return _error(400, "InvalidArgument",
+                              "The continuation token provided is incorrect")
         keys = b.sorted_keys()
         i = bisect.bisect_right(keys, after) if after else 0
         i = max(i, bisect.bisect_left(keys, prefix))

@@ -276,7 +276,8 @@ class FakeAWS:
         limit = int(q.get("limit", "1000"))
         forgotten = q.get("include_forgotten") == "1"
         if "id" in q:
-            job = self.sim.jobs.get(q["id"]) or (self.sim.forgotten.get(q["id"]) if forgotten else None)
+            job = (self.sim.jobs.get(q["id"])
+                   or (self.sim.forgotten.get(q["id"]) if forgotten else None))
             return [job] if job else []
         if "name" in q:
             jobs = self.sim.jobs_named(q["name"])

@@ -87,7 +87,7 @@ CASES = [
     ("definition string syntax", "/v1/projects/p/workflows",
      {"definition": '{"workflow_name": "' + q(BIG) + '\n"}'}),
     ("duplicate key", "/v1/projects/p/workflows",
-     {"definition": '{"%s": 1, "%s": 2}' % (q(BIG), q(BIG))}),
+     {"definition": f'{{"{q(BIG)}": 1, "{q(BIG)}": 2}}'}),
     ("workflow name", "/v1/projects/p/workflows",
      {"definition": json.dumps({"workflow_name": q(BIG), "analyses": []})}),
     ("unknown key", "/v1/projects/p/workflows",

@@ -112,7 +112,8 @@ def test_restart_mid_run_resumes_and_runs_each_attempt_once(daemon_factory):
         "with open('runs.log', 'a') as f: f.write(os.environ['BATCHD_JOB_NAME'] + '\\n')\n"
         "time.sleep(float(sys.argv[2]))\n"
         "os.makedirs('out', exist_ok=True)\n"
-        "open(sys.argv[1] + '.tmp', 'w').write('x'); os.replace(sys.argv[1] + '.tmp', sys.argv[1])\n")
+        "open(sys.argv[1] + '.tmp', 'w').write('x'); "
+        "os.replace(sys.argv[1] + '.tmp', sys.argv[1])\n")
     (root / "jobdef.json").write_text(json.dumps({
         "jobDefinitionName": "sleepy",
         "containerProperties": {"command": ["python3", "job.py", "Ref::out", "Ref::secs"],

@@ -46,7 +46,8 @@ def test_client_exception_is_permanent_in_plain_words():
         400, "ClientException", "Job definition famli:14 does not exist", "SubmitJob"),
         job_name="p-w-s1-0-a1")
     assert type(err) is PermanentBackendError and not err.retryable
-    assert err.message == "AWS Batch rejected job p-w-s1-0-a1: Job definition famli:14 does not exist"
+    assert err.message == ("AWS Batch rejected job p-w-s1-0-a1: "
+                           "Job definition famli:14 does not exist")
     assert err.aws_code == "ClientException"
     err = classify_client_error(client_error(400, "ClientException", "bad queue", "ListJobs"))
     assert err.message == "AWS Batch rejected the ListJobs request: bad queue"

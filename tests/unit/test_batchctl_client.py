@@ -338,7 +338,8 @@ def test_import_sends_text_and_prints_summary(fake, tmp_path):
     csv.write_bytes(b"\xef\xbb\xbfsample_name,file_name\ns\xc3\xa9,f.fastq\n")
     code, out, err = run(fake, "import", "myproj", "--metadata", str(csv))
     assert code == 0, err
-    assert out.strip() == "Imported project myproj: 12,345 samples (columns: sample_name, file_name)"
+    assert out.strip() == ("Imported project myproj: 12,345 samples "
+                           "(columns: sample_name, file_name)")
     request = sent(fake)[0]
     assert request["body"] == "sample_name,file_name\nsé,f.fastq\n"     # the BOM dropped
     assert request["headers"]["Content-Type"] == "text/csv; charset=utf-8"

@@ -126,10 +126,10 @@ def test_many_problems_are_reported_together():
     assert lines[0] == "workflow.json has 4 problems:"
     assert ("  workflow.json: analyses[1].containerOverrides.memory: expected a whole number of "
             "MiB (e.g. 8000), got \"8G\"") in lines
-    assert any("analyses[1].outputs: expected a non-empty list" in l for l in lines)
-    assert any("analyses[1].containerOverrides.vcpu: unknown key; did you mean 'vcpus'" in l
-               for l in lines)
-    assert any("analyses[1].timeout: must be at least 60 seconds, got 30" in l for l in lines)
+    assert any("analyses[1].outputs: expected a non-empty list" in line for line in lines)
+    assert any("analyses[1].containerOverrides.vcpu: unknown key; did you mean 'vcpus'" in line
+               for line in lines)
+    assert any("analyses[1].timeout: must be at least 60 seconds, got 30" in line for line in lines)
 
 
 def test_quoted_number_hint():

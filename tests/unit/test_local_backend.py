@@ -427,7 +427,8 @@ async def test_cancel_and_terminate(h, tmp_path):
 async def test_fetch_logs_streams_many_lines(h):
     b = await h.backend()
     await b.register_job_definition(jobdef("l", [
-        PY, "-c", "import sys\nfor i in range(10000): sys.stdout.write(f'line {i} ' + 'x' * 50 + '\\n')"]))
+        PY, "-c",
+        "import sys\nfor i in range(10000): sys.stdout.write(f'line {i} ' + 'x' * 50 + '\\n')"]))
     job_id = await b.submit(SubmitRequest(job_name="l1", queue="q", job_definition="l"))
     await wait_status(b, job_id, "SUCCEEDED")
     lines = await logs(b, job_id)
@@ -488,7 +489,8 @@ async def main(state, counter):
     asyncio.get_running_loop().create_task(b.run())
     await b.register_job_definition({"jobDefinitionName": "slow", "containerProperties": {
         "vcpus": 1, "memory": 256, "command": [sys.executable, "-c",
-        "import sys,time; time.sleep(1.0); open(sys.argv[1],'a').write('run' + chr(10))", counter]}})
+        "import sys,time; time.sleep(1.0); open(sys.argv[1],'a').write('run' + chr(10))",
+        counter]}})
     job_id = await b.submit(SubmitRequest(job_name="s1", queue="q", job_definition="slow"))
     while (await b.describe([job_id]))[0].status != "RUNNING":
         await asyncio.sleep(0.05)

@@ -1,4 +1,6 @@
 
+import dataclasses
+
 import pytest
 
 from batchd.errors import InvalidInput
@@ -18,7 +20,7 @@ def test_layers_defaults_then_toml_then_env_then_flags(tmp_path):
     assert settings.aws_region == "eu-west-1"
     assert settings.cap_for("spot-q") == 50 and settings.cap_for("other") == 1000
     assert settings.retry.max_attempts == 4
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         settings.backend = "local"  # frozen
 
 

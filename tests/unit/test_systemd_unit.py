@@ -137,7 +137,7 @@ def _receive(sock: socket.socket, daemon, timeout: float = 30.0) -> str:
     try:
         return sock.recv(4096).decode()
     except TimeoutError:
-        raise AssertionError(f"no sd_notify message within {timeout}s:\n{daemon.log()}")
+        raise AssertionError(f"no sd_notify message within {timeout}s:\n{daemon.log()}") from None
 
 
 @pytest.fixture
@@ -190,7 +190,7 @@ def test_daemon_works_under_memory_deny_write_execute(notify_socket):
     except TimeoutError:
         if proc.poll() == 97:
             pytest.skip("this kernel has no PR_SET_MDWE (Linux < 6.3)")
-        raise AssertionError(daemon.log())
+        raise AssertionError(daemon.log()) from None
     assert message == "READY=1"
     demo = daemon.root / "demo"
     shutil.copytree(REPO / "examples" / "demo", demo)

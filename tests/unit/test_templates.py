@@ -93,10 +93,10 @@ def test_parse_is_cached():
                            min_size=6, max_size=6))
 def test_property_values_are_inserted_verbatim(names, values, separators):
     template = separators[0] + "".join(
-        "{" + name + "}" + sep for name, sep in zip(names, separators[1:]))
-    mapping = dict(zip(names, values))
+        "{" + name + "}" + sep for name, sep in zip(names, separators[1:], strict=False))
+    mapping = dict(zip(names, values, strict=False))
     expected = separators[0] + "".join(
-        mapping[name] + sep for name, sep in zip(names, separators[1:]))
+        mapping[name] + sep for name, sep in zip(names, separators[1:], strict=False))
     assert render(template, mapping) == expected
     assert template_fields(template) == names
 
