@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import Any, TextIO
 
 import structlog
+from structlog.typing import EventDict, WrappedLogger
 
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
            "error": logging.ERROR}
@@ -31,13 +33,14 @@ def set_level(level: str) -> None:
     _threshold = _LEVELS.get(level, logging.INFO)
 
 
-def _filter_by_level(logger, method_name: str, event_dict):
+def _filter_by_level(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
     if _METHOD_LEVELS.get(method_name, logging.INFO) < _threshold:
         raise structlog.DropEvent
     return event_dict
 
 
-def configure_logging(level: str = "info", fmt: str = "auto", stream=None) -> None:
+def configure_logging(level: str = "info", fmt: str = "auto",
+                      stream: TextIO | None = None) -> None:
     stream = stream or sys.stderr
     if fmt == "auto":
         fmt = "console" if stream.isatty() else "json"
@@ -59,5 +62,5 @@ def configure_logging(level: str = "info", fmt: str = "auto", stream=None) -> No
     )
 
 
-def get_logger(**context):
+def get_logger(**context: Any) -> Any:
     return structlog.get_logger("batchd").bind(**context)

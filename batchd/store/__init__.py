@@ -5,15 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from .control import ControlQueries
+from .loop_reads import Claim
 from .projects import ProjectQueries
-from .scheduling import AttemptUpdate, Claim, SchedulingQueries
+from .scheduling import AttemptUpdate, SchedulingQueries
 
 __all__ = ["Store", "Claim", "AttemptUpdate"]
 
 
 class Store(ProjectQueries, SchedulingQueries, ControlQueries):
     @classmethod
-    async def open(cls, path: Path) -> Store:  # type: ignore[override]
+    async def open(cls, path: Path) -> Store:
         store = cls(path)
         await store._connect()
         return store

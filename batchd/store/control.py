@@ -21,7 +21,10 @@ from ..model import (
 from .base import StoreBase
 from .scheduling import CLOSE_UNSENT_SQL
 
-_q = lambda states: ",".join(f"'{s}'" for s in states)  # noqa: E731 - SQL literal list
+
+def _q(states: tuple[str, ...]) -> str:
+    """An SQL literal list of states."""
+    return ",".join(f"'{s}'" for s in states)
 
 
 def _filters(workflow_id: int, state: str | None, sample: str | None, step: int | None,

@@ -114,7 +114,7 @@ def _deliver(future: asyncio.Future[Any], result: Any, error: BaseException | No
 
 
 def _open(path: Path, kwargs: dict[str, Any]) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, **kwargs)
+    conn: sqlite3.Connection = sqlite3.connect(path, **kwargs)
     conn.row_factory = sqlite3.Row
     return conn
 

@@ -6,7 +6,7 @@ import json
 import sqlite3
 import time
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, cast
 
 from ..errors import Conflict, NotFound
 from ..model import READY, WAITING, workflow_status
@@ -31,7 +31,7 @@ class ProjectQueries(StoreBase):
             except sqlite3.IntegrityError:
                 raise Conflict(f"project {name!r} already exists; choose another name "
                                "(projects are never overwritten)") from None
-            project_id = cur.lastrowid
+            project_id = cast(int, cur.lastrowid)
             await conn.executemany(
                 "INSERT INTO samples (project_id, name, file_name, line, metadata) "
                 "VALUES (?,?,?,?,?)",
@@ -82,7 +82,7 @@ class ProjectQueries(StoreBase):
     async def create_workflow(self, *, project_id: int, name: str, definition: dict[str, Any],
                               definition_filename: str | None, base_dir: str | None,
                               analyses: Sequence[dict[str, Any]],
-                              jobs: Iterable[tuple]) -> int:
+                              jobs: Iterable[tuple[Any, ...]]) -> int:
         """`jobs` rows: (sample_id, step, queue, outputs_json, parameters_json, command_json,
         environment_json). All jobs start WAITING; submit releases step 0."""
         now = time.time()
@@ -96,7 +96,7 @@ class ProjectQueries(StoreBase):
             except sqlite3.IntegrityError:
                 raise Conflict(f"workflow {name!r} already exists in this project; give the "
                                "definition another workflow_name to run it again") from None
-            workflow_id = cur.lastrowid
+            workflow_id = cast(int, cur.lastrowid)
             await conn.executemany(
                 "INSERT INTO analyses (workflow_id, step, job_definition, queue, description, "
                 "vcpus, memory, timeout, retry) VALUES (?,?,?,?,?,?,?,?,?)",
