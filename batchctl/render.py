@@ -137,12 +137,12 @@ def iter_table(headers: Sequence[str], rows: Iterable[Sequence[Any]], align: str
         return GAP.join(parts).rstrip()
 
     yield line(headers)
-    for cells in body:
-        yield line(cells)
+    for row in body:
+        yield line(row)
     if foot:
         yield GAP.join("-" * w for w in widths)
-        for cells in foot:
-            yield line(cells)
+        for row in foot:
+            yield line(row)
 
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], align: str | None = None,
@@ -275,7 +275,8 @@ def dashboard_table(dashboard: Mapping[str, Any], show_all: bool = False) -> str
     if not workflows:
         return ("No workflows yet. Import a project with `batchctl import`, then "
                 "`batchctl create` and `batchctl submit` a workflow.")
-    shown, folded = [], []
+    shown: list[Mapping[str, Any]] = []
+    folded: list[Mapping[str, Any]] = []
     for wf in workflows:
         (folded if not show_all and wf.get("status") == "COMPLETED" else shown).append(wf)
     shown.sort(key=lambda w: (str(w.get("project", "")), str(w.get("workflow", ""))))
@@ -329,7 +330,7 @@ def _resource(props: Mapping[str, Any], kind: str) -> Any:
 
 def jobdef_row(jd: Mapping[str, Any]) -> tuple[Any, ...]:
     """(name, revision, command, vcpus, memory MiB) from a flat or an AWS-shaped job definition."""
-    spec = jd.get("spec") if isinstance(jd.get("spec"), dict) else {}
+    spec: Any = jd.get("spec") if isinstance(jd.get("spec"), dict) else {}
     props = jd.get("containerProperties") or spec.get("containerProperties") or {}
     name = jd.get("jobDefinitionName") or jd.get("name") or spec.get("jobDefinitionName")
     revision = jd.get("revision")

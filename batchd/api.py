@@ -68,7 +68,7 @@ class Context:
             fresh_enough = now - cached[0] <= max_age
         else:
             fresh_enough = cached[1] == signature
-        if not fresh_enough:
+        if not fresh_enough or cached is None:     # (cached is None: not fresh_enough)
             cached = (now, signature, await self.store.compute_spent(workflow_id))
             self._compute_cache[workflow_id] = cached
         return cached[2]
@@ -106,9 +106,9 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
         return _json({"error": exc.to_json()}, status=exc.http_status)
     except web.HTTPRequestEntityTooLarge:
         limit = request.app[CONTEXT].settings.max_request_bytes
-        exc = PayloadTooLarge(f"the request is larger than the daemon accepts ({limit:,} bytes; "
+        err = PayloadTooLarge(f"the request is larger than the daemon accepts ({limit:,} bytes; "
                               "setting max_request_bytes)")
-        return _json({"error": exc.to_json()}, status=exc.http_status)
+        return _json({"error": err.to_json()}, status=err.http_status)
     except web.HTTPException as exc:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status, "http_error")
         message = f"{request.method} {limits.clip(request.path)}: {exc.reason}"
@@ -310,7 +310,8 @@ async def list_jobs(request: web.Request) -> web.Response:
     # Not stored: it holds exactly as long as the refusal does, and a job is never failed
     # for it (backend_auth.py).
     for job in jobs:
-        job["waiting_reason"] = auth.waiting_reason(job["state"]) if failing else None
+        job["waiting_reason"] = (auth.waiting_reason(job["state"])
+                                 if failing and auth is not None else None)
     return _json({"jobs": jobs, "next": next_cursor})
 
 

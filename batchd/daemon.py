@@ -17,8 +17,9 @@ import signal
 import socket
 import stat
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any, cast
 
 from aiohttp import web
 
@@ -117,8 +118,8 @@ def claim_socket(path: Path, undo: preflight.Undo | None = None) -> None:
                          "(`batchctl daemon stop`) or use another --socket")
 
 
-async def supervise(loops: dict[str, Callable[[], Awaitable[None]]],
-                    services: dict[str, Callable[[], Awaitable[None]]],
+async def supervise(loops: dict[str, Callable[[], Coroutine[Any, Any, None]]],
+                    services: dict[str, Callable[[], Coroutine[Any, Any, None]]],
                     stop: asyncio.Event, deadline: float) -> list[str]:
     """Run `loops` (which return by themselves once `stop` is set) and `services` (which run
     until cancelled). Returns the names of the tasks that crashed."""
@@ -126,13 +127,13 @@ async def supervise(loops: dict[str, Callable[[], Awaitable[None]]],
     background = {asyncio.create_task(fn(), name=name): name for name, fn in services.items()}
     stopper = asyncio.create_task(stop.wait())
     crashed: list[str] = []
-    watch = set(tasks) | set(background) | {stopper}
+    watch: set[asyncio.Task[Any]] = set(tasks) | set(background) | {stopper}
     while not stop.is_set():
         done, watch = await asyncio.wait(watch, return_when=asyncio.FIRST_COMPLETED)
         for task in done:
             if task is stopper:
                 continue
-            name = tasks.get(task) or background.get(task)
+            name = cast(str, tasks.get(task) or background.get(task))
             exc = task.exception() if not task.cancelled() else None
             if exc is None and (task in background or stop.is_set()):
                 # A service with nothing to do in the background (e.g. aws), or a loop that
@@ -163,8 +164,8 @@ async def supervise(loops: dict[str, Callable[[], Awaitable[None]]],
     return crashed
 
 
-def survive_full_disk(name: str, run: Callable[[], Awaitable[None]], stop: asyncio.Event,
-                      retry: float = 10.0) -> Callable[[], Awaitable[None]]:
+def survive_full_disk(name: str, run: Callable[[], Coroutine[Any, Any, None]], stop: asyncio.Event,
+                      retry: float = 10.0) -> Callable[[], Coroutine[Any, Any, None]]:
     """A loop whose transaction hit a full disk or read-only state dir is restarted after a
     pause instead of taking the daemon down: its transaction was rolled back (nothing recorded
     is lost), the jobs it tracks keep running in the backend, and it resumes once an
@@ -198,7 +199,7 @@ class StartupRecovery:
         self.store = store
         self.poller: Poller | None = None
         self.unknown: int | None = None          # attempts marked unknown (None: not yet)
-        self.pending: list[Callable[[], Awaitable[None]]] = []
+        self.pending: list[Callable[[], Coroutine[Any, Any, None]]] = []
         self.done = asyncio.Event()
         self.done.set()
 
@@ -209,7 +210,7 @@ class StartupRecovery:
         assert self.poller is not None
         await self.poller.repair_undecided()
 
-    async def attempt(self, step: Callable[[], Awaitable[None]]) -> None:
+    async def attempt(self, step: Callable[[], Coroutine[Any, Any, None]]) -> None:
         """Run `step` now, or, once a step could not write, queue it (order is kept)."""
         if not self.pending:
             try:
@@ -233,8 +234,8 @@ class StartupRecovery:
             log.info("startup_resumed", submits_to_reconcile=self.unknown)
             self.done.set()
 
-    def gate(self, run: Callable[[], Awaitable[None]],
-             stop: asyncio.Event) -> Callable[[], Awaitable[None]]:
+    def gate(self, run: Callable[[], Coroutine[Any, Any, None]],
+             stop: asyncio.Event) -> Callable[[], Coroutine[Any, Any, None]]:
         """`run`, once the start-up writes are made (returns at once on a stop request)."""
 
         async def gated() -> None:

@@ -210,7 +210,8 @@ def _environment(value: Any, path: str, check: Problems) -> list[dict[str, str]]
     if not isinstance(value, list):
         check.add(path, f"expected a list of {{\"name\", \"value\"}} objects, got {show(value)}")
         return []
-    out, seen = [], set()
+    out: list[dict[str, str]] = []
+    seen: set[str] = set()
     for i, entry in enumerate(value):
         where = f"{path}[{i}]"
         if not isinstance(entry, dict) or set(entry) != {"name", "value"}:
@@ -268,7 +269,7 @@ def _find(ref: str, registered: list[dict[str, Any]]) -> tuple[dict[str, Any] | 
     """The registered definition a workflow's job_definition names, else (None, why)."""
     name = ref.rsplit("/", 1)[-1] if ref.startswith("arn:") else ref
     name, _, rev = name.partition(":")
-    revisions = {jd.get("revision"): jd for jd in registered
+    revisions: dict[Any, dict[str, Any]] = {jd.get("revision"): jd for jd in registered
                  if jd.get("jobDefinitionName") == name}
     if revisions and not rev:
         return revisions[max(revisions)], ""

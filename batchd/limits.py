@@ -10,7 +10,7 @@ or the log: one value is never quoted beyond MAX_ECHO characters.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, overload
 from urllib.parse import unquote
 
 from aiohttp import web
@@ -33,6 +33,12 @@ def clip(value: Any, limit: int = MAX_ECHO) -> str:
     return repr(text)
 
 
+@overload
+def shorten(value: str, limit: int = ...) -> str: ...
+@overload
+def shorten(value: None, limit: int = ...) -> None: ...
+@overload
+def shorten(value: str | None, limit: int = ...) -> str | None: ...
 def shorten(value: str | None, limit: int = MAX_ECHO) -> str | None:
     """Like clip, for log fields: short values stay exactly as they were."""
     if value is None or len(value) <= limit:

@@ -177,6 +177,7 @@ class Poller:
             superseded = attempt["current_attempt_id"] != attempt["id"]
             unwanted = superseded or attempt["job_state"] in ("CANCELLED", "FAILED")
             step = (attempt["workflow_id"], attempt["step"])
+            since: float | None
             if status.status == "RUNNING":
                 since = self._running_since.setdefault(attempt["id"], now)
             else:

@@ -47,7 +47,7 @@ def diff(old: Settings, new: Settings) -> dict[str, tuple[Any, Any]]:
 def _plain(value: Any) -> Any:
     """Log-friendly values (Paths, dataclasses, mappings)."""
     if dataclasses.is_dataclass(value):
-        return dataclasses.asdict(value)
+        return dataclasses.asdict(value)  # type: ignore[arg-type]  # instances only, never classes
     if isinstance(value, Mapping):
         return dict(value)
     if value is None or isinstance(value, (int, float, str, bool)):

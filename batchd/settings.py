@@ -280,7 +280,7 @@ def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
     flat: dict[str, Any] = {}
     for name, row in _FIELDS.items():
         var = row.env
-        if var in env and env[var] != "":
+        if var is not None and var in env and env[var] != "":
             flat[name] = convert(row, env[var], f"environment variable {var}")
     ignored = [(name, f"environment variable BATCHD_{name.upper()}") for name in REMOVED
                if f"BATCHD_{name.upper()}" in env]

@@ -186,8 +186,9 @@ def load_json(data: str | bytes, *, where: str, on_syntax_error: Any = None) -> 
         try:
             data = data.decode("utf-8")
         except UnicodeDecodeError as exc:
-            line = data.count(b"\n", 0, exc.start) + 1
-            raise InvalidInput(f"{where} line {line}: byte 0x{data[exc.start]:02x} at byte "
+            raw = exc.object    # the bytes given (`data` is typed as the decoded text here)
+            line = raw.count(b"\n", 0, exc.start) + 1
+            raise InvalidInput(f"{where} line {line}: byte 0x{raw[exc.start]:02x} at byte "
                                f"offset {exc.start} is not valid UTF-8; send the text encoded "
                                "as UTF-8", line=line, byte_offset=exc.start) from None
     text = data[1:] if data.startswith("\ufeff") else data

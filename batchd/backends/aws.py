@@ -64,6 +64,7 @@ def _is_aws_endpoint(url: str | None) -> bool:
 class AwsBackend(Backend):
     name = "aws"
     LOGS_CONCURRENCY = 4
+    outputs: S3OutputStore
     LOGS_PAGE_LIMIT: int | None = None   # events per GetLogEvents page (None: AWS's 10,000/1 MB)
     LOG_GROUP_MEMORY = 50_000      # streams whose job uses a custom awslogs group
 

@@ -13,7 +13,8 @@ __all__ = ["custom_log_group", "job_status_from_detail", "submit_params"]
 def _resources(requirements: list[dict[str, Any]] | None) -> tuple[float | None, int | None]:
     vcpus = memory = None
     for item in requirements or []:
-        kind, value = item.get("type"), item.get("value")
+        kind = item.get("type")
+        value: Any = item.get("value")     # a string per AWS; float() rejects anything else
         try:
             if kind == "VCPU":
                 vcpus = float(value)

@@ -42,7 +42,7 @@ def _fs_name(s: str) -> str:
     return enc
 
 
-def _read_json(path: Path) -> Any | None:
+def _read_json(path: Path) -> Any:   # None when absent or unreadable
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (FileNotFoundError, NotADirectoryError):

@@ -145,6 +145,7 @@ class S3OutputStore(OutputStore):
         if local:
             result.update(await asyncio.to_thread(self.local_check, local))
         if by_bucket:
+            answers: dict[tuple[str, str], bool | None]
             if self.client is None:
                 answers = {(b, k): None for b, keys in by_bucket.items() for k in keys}
             else:
@@ -314,15 +315,15 @@ class S3OutputStore(OutputStore):
                     raise
                 except bexc.ClientError as exc:
                     code, status = _error_code(exc)
-                    left = [k for k in keys if k not in out]
+                    unanswered = [k for k in keys if k not in out]
                     if code == "NoSuchBucket":
-                        out.update({k: False for k in left})
+                        out.update({k: False for k in unanswered})
                         return
                     if code in DENIED_CODES or status == 403:
                         self._list_denied[bucket] = time.monotonic()
                         probe = True                 # may still HEAD objects: fall back
                         break
-                    out.update({k: None for k in left})
+                    out.update({k: None for k in unanswered})
                     return
                 except Exception:  # noqa: BLE001
                     out.update({k: None for k in keys if k not in out})
@@ -342,7 +343,7 @@ class S3OutputStore(OutputStore):
             if token is None or position >= last_wanted:
                 # complete up to (at least) the last wanted key: the rest are absent
                 out.update({k: False for k in keys if k not in out})
-                if not probe:
+                if scope is not None and not probe:     # (not probe: scope is given)
                     self._range_sizes[(bucket, scope)] = listed
                 return
             answered_before = len(keys) - left_before
@@ -352,7 +353,7 @@ class S3OutputStore(OutputStore):
             left = sum(1 for k in keys if k not in out)
             answered = (len(keys) - left) - answered_before
             left_before = left
-            if probe:
+            if probe or scope is None:                  # (not probe: scope is given)
                 break
             # The range's size, extrapolated from the share of wanted keys answered so far.
             self._range_sizes[(bucket, scope)] = listed * len(keys) // max(1, len(keys) - left)
