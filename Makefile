@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test test-fast bench crash-points chaos install clean
+.PHONY: demo test test-fast lint bench crash-points chaos install clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +19,12 @@ install: $(BIN)/.installed
 demo: $(BIN)/.installed
 	PATH="$(abspath $(BIN)):$$PATH" bash scripts/demo.sh
 
-test: $(BIN)/.installed
+# ruff (settings in pyproject.toml) and mypy (strict for the core modules and the store).
+lint: $(BIN)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/mypy batchd batchctl
+
+test: $(BIN)/.installed lint
 	$(BIN)/python -m pytest -q
 
 test-fast: $(BIN)/.installed
@@ -43,4 +48,4 @@ bench: $(BIN)/.installed
 	$(BIN)/python -m tests.bench $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) *.egg-info .pytest_cache bench-report.json
+	rm -rf $(VENV) *.egg-info .pytest_cache .mypy_cache .ruff_cache bench-report.json
