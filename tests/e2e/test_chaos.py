@@ -44,7 +44,9 @@ from tests.integration.test_disk_full import fill
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-SAMPLES = int(os.environ.get("CHAOS_SAMPLES", "100"))     # x 2 steps
+# x 2 steps. 50 in the test run: under 20 % random throttling batchd's rate sits near its
+# floor, so every 100 jobs add minutes (100 jobs ~2.5 min, 200 ~9 min alone on 2 cores).
+SAMPLES = int(os.environ.get("CHAOS_SAMPLES", "50"))
 KILLS = int(os.environ.get("CHAOS_KILLS", "20"))
 SEED = int(os.environ.get("CHAOS_SEED", "14"))
 BAD_EVERY = 25            # sample i % BAD_EVERY == 0: step 1 always fails (app error)
