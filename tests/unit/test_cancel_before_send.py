@@ -6,22 +6,12 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
-
 from batchd.settings import Settings
-from batchd.store import Store
 from batchd.submitter import Submitter, build_request
 from batchd.wakeups import Wakeups
 
 from .test_store import _claimed
 from .test_submit_once import RecordingBackend
-
-
-@pytest.fixture
-async def store(tmp_path):
-    store = await Store.open(tmp_path / "state.sqlite3")
-    yield store
-    await store.close()
 
 
 async def _attempts(store, ids):

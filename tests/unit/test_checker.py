@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
-
 from batchd.checker import Checker
 from batchd.settings import Settings
 from batchd.store import AttemptUpdate, Store
@@ -28,13 +26,6 @@ class RecordingOutputs:
 class Backend:
     def __init__(self, outputs) -> None:
         self.outputs = outputs
-
-
-@pytest.fixture
-async def store(tmp_path):
-    store = await Store.open(tmp_path / "state.sqlite3")
-    yield store
-    await store.close()
 
 
 async def _submit_step0(store: Store, wf_id: int) -> list[dict]:

@@ -14,16 +14,8 @@ from batchd import operations
 from batchd.errors import InvalidInput
 from batchd.metadata import parse_metadata
 from batchd.offload import SWITCH_INTERVAL, HeavyWork
-from batchd.store import Store
 
 BAD = "sample_name,file_name\na,a.fq\nb b,b.fq\n"
-
-
-@pytest.fixture
-async def store(tmp_path):
-    store = await Store.open(tmp_path / "state.sqlite3")
-    yield store
-    await store.close()
 
 
 async def test_an_error_in_the_thread_is_raised_as_parse_metadata_raises_it():

@@ -9,19 +9,9 @@ from __future__ import annotations
 
 import time
 
-import pytest
-
-from batchd.store import Store
 from batchd.submitter import SETTLE_SECONDS, build_request
 
 from .test_store import _claimed
-
-
-@pytest.fixture
-async def store(tmp_path):
-    store = await Store.open(tmp_path / "state.sqlite3")
-    yield store
-    await store.close()
 
 
 async def test_a_restart_waits_the_settle_delay_from_now_for_what_may_have_been_sent(store):

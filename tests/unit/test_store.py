@@ -14,13 +14,6 @@ from batchd.failures import GiveUp, Retry
 from batchd.store import AttemptUpdate, Store
 
 
-@pytest.fixture
-async def store(tmp_path):
-    store = await Store.open(tmp_path / "state.sqlite3")
-    yield store
-    await store.close()
-
-
 async def make_workflow(store: Store, samples=("a", "b"), steps=2) -> int:
     project_id = await store.create_project(
         name="p", columns=["sample_name", "file_name"], sample_col="sample_name",

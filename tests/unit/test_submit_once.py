@@ -6,10 +6,7 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
-
 from batchd.settings import Settings
-from batchd.store import Store
 from batchd.submitter import Submitter, build_request
 from batchd.wakeups import Wakeups
 
@@ -24,13 +21,6 @@ class RecordingBackend:
         await asyncio.sleep(0)
         self.sent.append(request.job_name)
         return f"id-{request.job_name}"
-
-
-@pytest.fixture
-async def store(tmp_path):
-    store = await Store.open(tmp_path / "state.sqlite3")
-    yield store
-    await store.close()
 
 
 async def test_take_for_sending_takes_only_attempts_still_unsent(store):
