@@ -29,9 +29,9 @@ from collections.abc import Callable
 from aiohttp import web
 
 from .errors import PermissionDenied
-from .limits import shorten
 from .logs import get_logger
 from .peercred import Caller, caller_of
+from .text import shorten
 
 log = get_logger(component="access")
 

@@ -16,10 +16,10 @@ import time
 
 from .backends.base import Backend
 from .failures import LOST, OUTPUTS_MISSING, FailedAttempt, RetryPolicy, decide
-from .limits import shorten
 from .logs import get_logger
 from .settings import Settings
 from .store import Store
+from .text import shorten
 from .wakeups import Wakeups, linger, pause
 
 BATCH = 5000

@@ -20,8 +20,8 @@ from typing import Any
 
 from .definition_parser import SUBMIT_PAYLOAD_LIMIT, Analysis, Parser, payload_size
 from .errors import InvalidInput
-from .limits import clip
 from .templates import TemplateError, render
+from .text import clip
 from .validation import MIN_TIMEOUT, load_json
 
 __all__ = ["MIN_TIMEOUT", "SUBMIT_PAYLOAD_LIMIT", "Analysis", "RenderedJob", "WorkflowDefinition",

@@ -14,9 +14,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .limits import shorten
 from .naming import NAME_RE, NAME_RULES
 from .templates import TemplateError, template_fields, validate_template
+from .text import shorten
 from .validation import (
     MAX_ATTEMPTS,
     MAX_FACTOR,

@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass
 
 from .errors import InvalidInput
-from .limits import MAX_NAME, clip, shorten
+from .text import MAX_NAME, clip, shorten
 from .validation import MAX_PROBLEMS, Problems
 
 __all__ = ["MAX_PROBLEMS", "Metadata", "Sample", "parse_metadata"]

@@ -14,7 +14,7 @@ import json
 import re
 
 from .errors import InvalidInput
-from .limits import clip
+from .text import clip
 
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 NAME_RULES = ("1-64 characters: letters, digits, '.', '_' and '-', starting with a letter "

@@ -20,11 +20,11 @@ from typing import Any
 from .definition import parse_definition, render_job
 from .errors import InvalidInput
 from .jobdefs import check_references
-from .limits import clip, shorten
 from .metadata import Metadata, decode_table, parse_metadata
 from .naming import validate_name
 from .offload import HeavyWork
 from .store import Store
+from .text import clip, shorten
 
 BUILTIN_FIELDS = ("project_name", "workflow_name", "sample_name", "file_name")
 

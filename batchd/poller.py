@@ -23,11 +23,11 @@ from .backend_auth import AuthWatch
 from .backends.base import DESCRIBE_BATCH, Backend, JobStatus
 from .errors import BackendError, TransientBackendError
 from .failures import SUBMIT_REJECTED, FailedAttempt, RetryPolicy, classify, decide
-from .limits import shorten
 from .logs import get_logger
 from .model import CHECKING, IN_FLIGHT
 from .settings import Settings
 from .store import AttemptUpdate, Store
+from .text import shorten
 from .wakeups import Wakeups, pause
 
 MISSING_POLLS_BEFORE_LOST = 3

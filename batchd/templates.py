@@ -24,7 +24,7 @@ import string
 from collections.abc import Iterable, Mapping
 
 from .errors import InvalidInput
-from .limits import clip, shorten
+from .text import clip, shorten
 
 # Hyphens are allowed because CSV column names often contain them; dots are not, since
 # `{a.b}` reads as attribute access in Python's format syntax and users would expect that.

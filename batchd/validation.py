@@ -16,9 +16,9 @@ from typing import Any
 from .errors import InvalidInput
 
 # The retry bounds and MAX_MEMORY live with RetryPolicy, so the settings reach them without
-# importing this module (and aiohttp through limits.py).
+# importing this module.
 from .failures import MAX_ATTEMPTS, MAX_FACTOR, MAX_MEMORY, MAX_SPOT_ATTEMPTS  # noqa: F401
-from .limits import clip, shorten
+from .text import clip, shorten
 
 # Enough to show the pattern of a mistake; a million-row file with the same mistake on every
 # row must not produce a million-line message.

@@ -69,7 +69,7 @@ from batchd.backends.local_jobs import (
 from batchd.backends.local_outputs import LocalOutputStore
 from batchd.backends.local_runner import atomic_write_json, exclusive_create
 from batchd.errors import PermanentBackendError, TransientBackendError, Unavailable
-from batchd.limits import shorten
+from batchd.text import shorten
 
 HOST_TERMINATED = "Host EC2 (instance local) terminated."
 _EPS = 1e-9
