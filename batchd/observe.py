@@ -89,7 +89,7 @@ async def snapshot(request: web.Request) -> dict[str, Any]:
 
     ctx = request.app[CONTEXT]
     monitor, counters = request.app[MONITOR], request.app[COUNTERS]
-    rows = await ctx.store.read("SELECT state, count(*) AS n FROM jobs GROUP BY state")
+    jobs = await ctx.store.job_state_counts()
     writable, problem, free = await db_health(ctx)
     backend = ctx.backend
     budget = getattr(backend, "budget", None)
@@ -97,7 +97,7 @@ async def snapshot(request: web.Request) -> dict[str, Any]:
     return {
         "version": __version__, "backend": backend.name, "pid": os.getpid(),
         "started_at": ctx.started_at, "uptime_seconds": round(time.time() - ctx.started_at, 3),
-        "jobs": {r["state"]: r["n"] for r in rows},
+        "jobs": jobs,
         "api_calls": dict(getattr(backend, "calls", {}) or {}),
         "api_throttles": dict(getattr(backend, "throttles", {}) or {}),
         "rate_budget": budget.snapshot() if budget is not None else None,

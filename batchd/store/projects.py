@@ -161,6 +161,13 @@ class ProjectQueries(StoreBase):
             "steps": [steps[k] for k in sorted(steps)],
         }
 
+    async def job_state_counts(self) -> dict[str, int]:
+        """Jobs per state over the whole database (daemon status, /metrics), from the counts
+        the triggers keep (a GROUP BY over `jobs` read every job at each scrape)."""
+        rows = await self.read("SELECT state, sum(n) AS n FROM job_counts GROUP BY state "
+                               "HAVING sum(n) > 0")
+        return {r["state"]: r["n"] for r in rows}
+
     async def dashboard(self) -> list[dict[str, Any]]:
         workflows = await self.read(
             "SELECT w.id, w.name, w.submitted_at, w.created_at, w.updated_at, "

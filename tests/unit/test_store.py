@@ -353,3 +353,16 @@ async def test_a_failing_batch_leaves_nothing_behind(store):
         rows = await batch.fetch("SELECT name FROM projects")
     assert [r["name"] for r in rows] == ["renamed"]
     assert [r["name"] for r in await store.read("SELECT name FROM projects")] == ["renamed"]
+
+
+async def test_job_state_counts_match_the_jobs_themselves(store):
+    """Daemon status and /metrics read the trigger-kept counts, not a scan of every job."""
+    wf_id = await make_workflow(store, samples=("a", "b", "c"), steps=2)
+    await store.submit_workflow(wf_id)
+    ready = await store.jobs_to_check(1e12, 10)
+    await store.apply_checks(complete=[(ready[0]["id"], True)], absent=[j["id"] for j in ready[1:]],
+                             unknown=[])
+    scanned = {r["state"]: r["n"] for r in await store.read(
+        "SELECT state, count(*) AS n FROM jobs GROUP BY state")}
+    assert await store.job_state_counts() == scanned
+    assert sum(scanned.values()) == 6 and len(scanned) > 1
