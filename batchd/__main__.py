@@ -1,3 +1,3 @@
-from .cli import main
+from batchd.cli import main
 
 main()

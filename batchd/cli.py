@@ -7,10 +7,10 @@ import argparse
 import asyncio
 import sys
 
-from . import __version__
-from .errors import InvalidInput, Unavailable
-from .logs import configure_logging
-from .settings import load_settings
+from batchd import __version__
+from batchd.config.settings import load_settings
+from batchd.errors import InvalidInput, Unavailable
+from batchd.logs import configure_logging
 
 EPILOG = """\
 settings come from (later wins): built-in defaults < TOML config file (--config, else
@@ -68,8 +68,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"batchd: {exc.message}", file=sys.stderr)
         sys.exit(2)
     configure_logging(settings.log_level, settings.log_format)
-    from .daemon import AlreadyRunning, serve
-    from .sdnotify import notifier
+    from batchd.daemon import AlreadyRunning, serve
+    from batchd.sdnotify import notifier
     try:
         # The flags given now keep winning over the file when SIGHUP reloads it.
         code = asyncio.run(serve(settings, notify=notifier(),

@@ -27,8 +27,8 @@ import os
 import sys
 from typing import Any
 
-from .backends.base import Backend, OutputStore
-from .store import Store
+from batchd.backends.base import Backend, OutputStore
+from batchd.store import Store
 
 EXIT_CODE = 137
 # Lifecycle methods, not transactions or calls whose interruption the loops must survive.

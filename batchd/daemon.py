@@ -23,19 +23,21 @@ from typing import Any, cast
 
 from aiohttp import web
 
-from . import __version__, access, crashpoints, observe, preflight
-from .api import Context, build_app
-from .backends.base import Backend
-from .checker import Checker
-from .errors import BatchdError, InvalidInput, PermanentBackendError, Unavailable
-from .logs import get_logger
-from .poller import Poller
-from .reload import Reloader
-from .settings import Settings, log_ignored
-from .store import Store
-from .stuck import StuckWatcher
-from .submitter import SETTLE_SECONDS, Submitter
-from .wakeups import Wakeups, pause
+from batchd import __version__, crashpoints
+from batchd.api import access, observe
+from batchd.api.app import Context, build_app
+from batchd.backends.base import Backend
+from batchd.config import preflight
+from batchd.config.reload import Reloader
+from batchd.config.settings import Settings, log_ignored
+from batchd.errors import BatchdError, InvalidInput, PermanentBackendError, Unavailable
+from batchd.logs import get_logger
+from batchd.loops.checker import Checker
+from batchd.loops.poller import Poller
+from batchd.loops.stuck import StuckWatcher
+from batchd.loops.submitter import SETTLE_SECONDS, Submitter
+from batchd.store import Store
+from batchd.wakeups import Wakeups, pause
 
 log = get_logger(component="daemon")
 
@@ -46,11 +48,11 @@ class AlreadyRunning(BatchdError):
 
 def make_backend(settings: Settings) -> Backend:
     if settings.backend == "aws":
-        from .backends.aws import AwsBackend
-        from .ratelimit import RateBudget
+        from batchd.backends.aws.backend import AwsBackend
+        from batchd.backends.aws.ratelimit import RateBudget
         return AwsBackend(budget=RateBudget(settings.rate_limit), region=settings.aws_region,
                           profile=settings.aws_profile, log=get_logger(component="aws"))
-    from .backends.local import LocalBackend
+    from batchd.backends.local.backend import LocalBackend
     return LocalBackend(settings.state_dir, vcpus=settings.local_vcpus,
                         memory=settings.local_memory, log=get_logger(component="local"))
 

@@ -13,8 +13,8 @@ import hashlib
 import json
 import re
 
-from .errors import InvalidInput
-from .text import clip
+from batchd.errors import InvalidInput
+from batchd.text import clip
 
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 NAME_RULES = ("1-64 characters: letters, digits, '.', '_' and '-', starting with a letter "

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, overload
 
-from .errors import InvalidInput
+from batchd.errors import InvalidInput
 
 MAX_NAME = 256       # project, workflow, sample, step, queue... (names are 64; room for a hint)
 MAX_PATH = 4096      # a file or directory name the client sends (PATH_MAX on Linux)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .control import ControlQueries
-from .loop_reads import Claim
-from .projects import ProjectQueries
-from .scheduling import AttemptUpdate, SchedulingQueries
+from batchd.store.control import ControlQueries
+from batchd.store.loop_reads import Claim
+from batchd.store.projects import ProjectQueries
+from batchd.store.scheduling import AttemptUpdate, SchedulingQueries
 
 __all__ = ["Store", "Claim", "AttemptUpdate"]
 

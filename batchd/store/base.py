@@ -16,8 +16,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ..errors import Unavailable
-from .db import Database
+from batchd.errors import Unavailable
+from batchd.store.db import Database
 
 T = TypeVar("T")
 
@@ -37,7 +37,7 @@ def _unavailable(exc: sqlite3.Error, path: Path) -> Unavailable | None:
 
 def _migrations() -> list[tuple[int, str, str]]:
     found = []
-    for entry in resources.files("batchd").joinpath("migrations").iterdir():
+    for entry in resources.files("batchd.store").joinpath("migrations").iterdir():
         name = entry.name
         if name.endswith(".sql") and name[:4].isdigit():
             found.append((int(name[:4]), name, entry.read_text(encoding="utf-8")))

@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ..errors import Conflict, InvalidInput
-from ..model import (
+from batchd.errors import Conflict, InvalidInput
+from batchd.model import (
     ACTIVE,
     BACKEND_ACTIVE,
     CANCELLED,
@@ -18,8 +18,8 @@ from ..model import (
     SUBMITTING,
     WAITING,
 )
-from .base import StoreBase
-from .scheduling import CLOSE_UNSENT_SQL
+from batchd.store.base import StoreBase
+from batchd.store.scheduling import CLOSE_UNSENT_SQL
 
 
 def _q(states: tuple[str, ...]) -> str:

@@ -8,9 +8,9 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any, cast
 
-from ..errors import Conflict, NotFound
-from ..model import READY, WAITING, workflow_status
-from .base import StoreBase
+from batchd.errors import Conflict, NotFound
+from batchd.model import READY, WAITING, workflow_status
+from batchd.store.base import StoreBase
 
 
 class ProjectQueries(StoreBase):

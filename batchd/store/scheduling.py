@@ -14,8 +14,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..failures import GiveUp, Retry
-from ..model import (
+from batchd.failures import GiveUp, Retry
+from batchd.model import (
     CANCELLED,
     CHECKING,
     COMPLETED,
@@ -26,9 +26,9 @@ from ..model import (
     SUBMITTING,
     WAITING,
 )
-from . import loop_reads as reads
-from .base import StoreBase
-from .loop_reads import _IN_FLIGHT_SQL, Claim, SendOutlook
+from batchd.store import loop_reads as reads
+from batchd.store.base import StoreBase
+from batchd.store.loop_reads import _IN_FLIGHT_SQL, Claim, SendOutlook
 
 # An attempt that was never sent, closed because its job was cancelled: nothing exists in the
 # backend, so there is nothing to cancel there. Only 'unsent'/'pending' attempts qualify: an

@@ -16,11 +16,11 @@ import uuid
 import boto3
 import pytest
 
-from batchd.backends.aws import AwsBackend
+from batchd.backends.aws.backend import AwsBackend
+from batchd.backends.aws.ratelimit import Priority, RateBudget
+from batchd.backends.aws.s3outputs import S3OutputStore
 from batchd.backends.base import SubmitRequest
-from batchd.backends.s3outputs import S3OutputStore
 from batchd.errors import PermanentBackendError
-from batchd.ratelimit import Priority, RateBudget
 from tests.e2e.moto_process import moto_server_url
 
 pytestmark = pytest.mark.e2e

@@ -8,8 +8,8 @@ import asyncio
 import sqlite3
 
 from batchd.backends.base import JobStatus
-from batchd.poller import Poller
-from batchd.settings import Settings
+from batchd.config.settings import Settings
+from batchd.loops.poller import Poller
 from batchd.store import AttemptUpdate, Store
 from batchd.wakeups import Wakeups
 from tests.unit.test_store import _claimed

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from batchd.access import Policy
+from batchd.api.access import Policy
+from batchd.api.peercred import Caller
 from batchd.errors import PermissionDenied
-from batchd.peercred import Caller
 
 ADMINS_GID = 5000
 GROUPS = {1001: {1001}, 1002: {1002, 100}, 1003: {1003, ADMINS_GID}}

@@ -17,7 +17,8 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from batchd.backends.aws import AwsBackend, classify_client_error, job_status_from_detail
+from batchd.backends.aws.backend import AwsBackend, classify_client_error, job_status_from_detail
+from batchd.backends.aws.ratelimit import RateBudget
 from batchd.backends.base import SubmitRequest
 from batchd.errors import (
     PermanentBackendError,
@@ -25,7 +26,6 @@ from batchd.errors import (
     Throttled,
     TransientBackendError,
 )
-from batchd.ratelimit import RateBudget
 
 
 def client_error(status: int, code: str, message: str = "", op: str = "DescribeJobs"):

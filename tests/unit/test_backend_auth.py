@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import pytest
 
-from batchd.backend_auth import _HELD, AUTH_BACKOFF_CAP, AuthWatch, backoff_delay
-from batchd.backends.aws import AwsBackend
+from batchd.backends.auth import _HELD, AUTH_BACKOFF_CAP, AuthWatch, backoff_delay
+from batchd.backends.aws.backend import AwsBackend
+from batchd.backends.aws.ratelimit import RateBudget
 from batchd.backends.base import SubmitRequest
 from batchd.errors import TransientBackendError
-from batchd.ratelimit import RateBudget
 from tests.unit.test_aws_errors import MisbehavingServer, fake_env  # noqa: F401 - fixture
 
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import asyncio
 
-from batchd.settings import Settings
-from batchd.submitter import Submitter, build_request
+from batchd.config.settings import Settings
+from batchd.loops.submitter import Submitter, build_request
 from batchd.wakeups import Wakeups
 
 from .test_store import _claimed

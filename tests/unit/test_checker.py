@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
-from batchd.checker import Checker
-from batchd.settings import Settings
+from batchd.config.settings import Settings
+from batchd.loops.checker import Checker
 from batchd.store import AttemptUpdate, Store
 from batchd.wakeups import Wakeups
 

@@ -5,14 +5,14 @@ from pathlib import Path
 
 import pytest
 
-from batchd.definition import (
+from batchd.errors import InvalidInput
+from batchd.inputs.definition import (
     SUBMIT_PAYLOAD_LIMIT,
     Analysis,
     RenderedJob,
     parse_definition,
     render_job,
 )
-from batchd.errors import InvalidInput
 
 REPO = Path(__file__).resolve().parents[2]
 FIELDS = ["project_name", "workflow_name", "sample_name", "file_name", "organism", "read-group"]

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from batchd.errors import InvalidInput
-from batchd.jobdefs import fill_command, resources, validate_job_definition
+from batchd.inputs.jobdefs import fill_command, resources, validate_job_definition
 
 REPO = Path(__file__).resolve().parents[2]
 

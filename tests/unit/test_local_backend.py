@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -13,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from batchd.backends.base import SubmitRequest
-from batchd.backends.local import HOST_TERMINATED, LocalBackend, LocalOutputStore
-from batchd.backends.local_runner import OOM_REASON, TIMEOUT_REASON, proc_starttime
+from batchd.backends.local.backend import HOST_TERMINATED, LocalBackend, LocalOutputStore
+from batchd.backends.local.runner import OOM_REASON, TIMEOUT_REASON, proc_starttime
 from batchd.errors import PermanentBackendError, Unavailable
 
 PY = sys.executable
@@ -356,7 +357,7 @@ async def test_interrupted_launch_is_failed_and_cannot_start_later(h):
     assert (st.status, st.status_reason) == ("FAILED", HOST_TERMINATED)
     # a late runner loses the claim and does nothing
     proc = await asyncio.create_subprocess_exec(
-        PY, "-m", "batchd.backends.local_runner", str(job.jobdir))
+        PY, "-m", "batchd.backends.local.runner", str(job.jobdir))
     assert await proc.wait() == 0
     assert not (job.jobdir / "result.json").exists()
 
@@ -481,7 +482,7 @@ DAEMON = """
 import asyncio, sys
 from pathlib import Path
 from batchd.backends.base import SubmitRequest
-from batchd.backends.local import LocalBackend
+from batchd.backends.local.backend import LocalBackend
 
 async def main(state, counter):
     b = LocalBackend(Path(state), vcpus=2, memory=4096)
@@ -521,3 +522,40 @@ async def test_daemon_killed_with_sigkill_job_survives_and_is_adopted(h, tmp_pat
     assert st.status == "RUNNING"                     # adopted: not our child any more
     await wait_status(b, job_id, "SUCCEEDED")
     assert counter.read_text() == "run\n"
+
+
+@pytest.mark.parametrize("module", ["batchd.backends.local.runner",
+                                    "batchd.backends.local_runner"])  # a pre-layout batchd's
+def test_runner_of_either_module_name_is_recognised(tmp_path, module):
+    """A runner outlives the daemon that started it: after an upgrade that moved the runner's
+    module, the new daemon must still see the old runner's job as running, or it would fail
+    the job as host-terminated and kill a healthy command."""
+    from batchd.backends.local.jobs import _runner_alive
+    jobdir = tmp_path / "jobs" / ("a" * 32)
+    jobdir.mkdir(parents=True)
+    # argv shaped like `python -m MODULE JOBDIR`: the module name and the job dir as elements
+    proc = subprocess.Popen([PY, "-c", "import time; time.sleep(30)", module, str(jobdir)])
+    try:
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and not _runner_alive(proc.pid, jobdir):
+            time.sleep(0.02)
+        assert _runner_alive(proc.pid, jobdir)
+        assert not _runner_alive(proc.pid, tmp_path / "jobs" / ("b" * 32))
+    finally:
+        proc.kill()
+        proc.wait()
+    assert not _runner_alive(proc.pid, jobdir)
+
+
+def test_a_process_that_is_not_a_runner_is_not_taken_for_one(tmp_path):
+    jobdir = tmp_path / "jobs" / ("c" * 32)
+    jobdir.mkdir(parents=True)
+    proc = subprocess.Popen([PY, "-c", "import time; time.sleep(30)", "batchd.other",
+                             str(jobdir)])
+    try:
+        time.sleep(0.2)
+        from batchd.backends.local.jobs import _runner_alive
+        assert not _runner_alive(proc.pid, jobdir)
+    finally:
+        proc.kill()
+        proc.wait()

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
+from batchd.loops.submitter import MARK_AHEAD, _MarkAhead
 from batchd.store import Claim
-from batchd.submitter import MARK_AHEAD, _MarkAhead
 
 
 class RecordingStore:

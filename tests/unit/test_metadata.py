@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from batchd.errors import InvalidInput
-from batchd.metadata import MAX_PROBLEMS, Metadata, Sample, parse_metadata
+from batchd.inputs.metadata import MAX_PROBLEMS, Metadata, Sample, parse_metadata
 
 
 def parse(text, filename="samples.csv", **kw) -> Metadata:

@@ -10,10 +10,10 @@ import threading
 
 import pytest
 
-from batchd import operations
+from batchd.api import operations
+from batchd.api.offload import SWITCH_INTERVAL, HeavyWork
 from batchd.errors import InvalidInput
-from batchd.metadata import parse_metadata
-from batchd.offload import SWITCH_INTERVAL, HeavyWork
+from batchd.inputs.metadata import parse_metadata
 
 BAD = "sample_name,file_name\na,a.fq\nb b,b.fq\n"
 

@@ -8,8 +8,8 @@ import asyncio
 
 from structlog.testing import capture_logs
 
-from batchd.poller import Poller
-from batchd.settings import Settings
+from batchd.config.settings import Settings
+from batchd.loops.poller import Poller
 from batchd.wakeups import Wakeups
 
 

@@ -8,7 +8,8 @@ import asyncio
 import pytest
 
 from batchd.backends.base import JobStatus
-from batchd.poller import (
+from batchd.config.settings import Settings
+from batchd.loops.poller import (
     RUNNABLE_PATIENCE,
     RUNNABLE_SLOWDOWN,
     YOUNG_MIN_RUNS,
@@ -17,7 +18,6 @@ from batchd.poller import (
     Poller,
     ShortestRuns,
 )
-from batchd.settings import Settings
 from batchd.wakeups import Wakeups
 
 INTERVAL = 30.0
@@ -118,7 +118,7 @@ async def test_a_cycle_tops_up_only_its_last_batch(poller, monkeypatch):
 async def test_runs_are_timed_on_this_machines_clock(poller, monkeypatch):
     """AWS's startedAt is another clock (and the benchmark's fake runs faster): a run lasts
     from the poll that first saw it RUNNING to the one that saw it succeed."""
-    import batchd.poller as module
+    import batchd.loops.poller as module
 
     class Store:
         async def apply_poll(self, updates, missing, failures=()):

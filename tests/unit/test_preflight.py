@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from batchd import preflight
-from batchd.settings import Settings
+from batchd.config import preflight
+from batchd.config.settings import Settings
 
 
 def _settings(tmp_path, state="state", socket="run/batchd.sock") -> Settings:

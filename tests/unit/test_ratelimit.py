@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from batchd.ratelimit import Priority, RateBudget
+from batchd.backends.aws.ratelimit import Priority, RateBudget
 
 
 class FakeTime:

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-import batchd.reload
+import batchd.config.reload
+from batchd.backends.aws.ratelimit import RateBudget
+from batchd.config.reload import Reloader
+from batchd.config.settings import Settings, replace
 from batchd.errors import InvalidInput
 from batchd.logs import configure_logging, get_logger
-from batchd.ratelimit import RateBudget
-from batchd.reload import Reloader
-from batchd.settings import Settings, replace
 from batchd.wakeups import Wakeups
 
 
@@ -34,7 +34,7 @@ def log_stream(monkeypatch):
     module loggers keep the stream they were created with)."""
     stream = io.StringIO()
     configure_logging("info", "json", stream=stream)
-    monkeypatch.setattr(batchd.reload, "log", get_logger(component="reload"))
+    monkeypatch.setattr(batchd.config.reload, "log", get_logger(component="reload"))
     yield stream
     configure_logging("info", "json", stream=io.StringIO())
 
@@ -55,7 +55,7 @@ def test_applies_live_settings_and_keeps_restart_only_ones(log_stream):
                   socket=Path("/tmp/b.sock"), queue_caps={"q": 2})
     messages = []
     old, holders, reloader = make(new, notify=messages.append)
-    batchd.reload.log.debug("probe_before_reload")
+    batchd.config.reload.log.debug("probe_before_reload")
     assert reloader.reload()
     for holder in holders:
         assert holder.settings.max_in_flight == 5 and holder.settings.queue_caps == {"q": 2}
@@ -68,7 +68,7 @@ def test_applies_live_settings_and_keeps_restart_only_ones(log_stream):
     assert done["changed"]["rate_limit"] == [40.0, 10.0]
     assert done["ignored_until_restart"] == ["socket"]
     # The new level (debug) is in force for loggers that already exist.
-    batchd.reload.log.debug("probe_after_reload")
+    batchd.config.reload.log.debug("probe_after_reload")
     assert "probe_after_reload" in stream.getvalue()
     assert "probe_before_reload" not in stream.getvalue()
 

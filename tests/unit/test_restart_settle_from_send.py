@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 
-from batchd.submitter import SETTLE_SECONDS, build_request
+from batchd.loops.submitter import SETTLE_SECONDS, build_request
 
 from .test_store import _claimed
 

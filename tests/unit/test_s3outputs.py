@@ -8,7 +8,7 @@ import bisect
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
-from batchd.backends.s3outputs import S3OutputStore, check_local_paths
+from batchd.backends.aws.s3outputs import S3OutputStore, check_local_paths
 
 
 def _error(status: int, code: str, op: str) -> ClientError:

@@ -3,8 +3,8 @@ import dataclasses
 
 import pytest
 
+from batchd.config.settings import load_settings
 from batchd.errors import InvalidInput
-from batchd.settings import load_settings
 
 
 def test_layers_defaults_then_toml_then_env_then_flags(tmp_path):

@@ -9,10 +9,10 @@ import dataclasses
 import re
 from collections import Counter
 
-from batchd import reload
+from batchd.config import reload
+from batchd.config.converters import LIVE, RESTART
+from batchd.config.settings import FIELDS, Settings
 from batchd.failures import RetryPolicy
-from batchd.settings import FIELDS, Settings
-from batchd.settings_converters import LIVE, RESTART
 from tests.daemon_harness import REPO
 
 TOML_ROWS = [f for f in FIELDS if f.toml is not None]

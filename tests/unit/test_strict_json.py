@@ -8,8 +8,8 @@ from types import SimpleNamespace
 import pytest
 
 from batchd.errors import InvalidInput
-from batchd.jobdefs import check_references
-from batchd.validation import BODY_FIELDS, MAX_JSON_DEPTH, check_fields, load_json
+from batchd.inputs.jobdefs import check_references
+from batchd.inputs.validation import BODY_FIELDS, MAX_JSON_DEPTH, check_fields, load_json
 
 
 def test_plain_documents_load_as_json_does():

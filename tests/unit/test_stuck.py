@@ -1,5 +1,5 @@
 from batchd.backends.base import QueueInfo
-from batchd.stuck import slow_reason, unplaceable_reason
+from batchd.loops.stuck import slow_reason, unplaceable_reason
 
 QUEUE = QueueInfo("spot", max_vcpus=64, max_memory=256_000)
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from batchd import settings as settings_mod
+from batchd.config import settings as settings_mod
 from tests import raw_http
 from tests.daemon_harness import REPO
 

@@ -4,7 +4,7 @@ refuses in its own words, and positions in the messages, all as the hand scanner
 
 import pytest
 
-from batchd.templates import TemplateError, render, template_fields
+from batchd.inputs.templates import TemplateError, render, template_fields
 
 
 @pytest.mark.parametrize("template, says", [
@@ -33,6 +33,6 @@ def test_the_first_problem_from_the_left_is_reported():
 
 
 def test_literals_split_at_escapes_are_joined():
-    from batchd.templates import _parse
+    from batchd.inputs.templates import _parse
     assert _parse("a{{b}}c{x}d{{") == (("a{b}c", "x"), ("d{", None))
     assert render("a{{b}}c{x}d{{", {"x": "1"}) == "a{b}c1d{"

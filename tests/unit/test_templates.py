@@ -5,7 +5,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from batchd.errors import InvalidInput
-from batchd.templates import TemplateError, render, template_fields, validate_template
+from batchd.inputs.templates import TemplateError, render, template_fields, validate_template
 
 FIELD_NAMES = st.from_regex(r"[A-Za-z_][A-Za-z0-9_-]{0,15}", fullmatch=True)
 
@@ -81,7 +81,7 @@ def test_render_values_are_not_reparsed():
 
 
 def test_parse_is_cached():
-    from batchd.templates import _parse
+    from batchd.inputs.templates import _parse
     template = "cached/{sample_name}/unique-to-this-test"
     first = _parse(template)
     assert _parse(template) is first

@@ -1,0 +1,1 @@
+"""The control API on the Unix socket: routes, request limits, access policy, observability."""

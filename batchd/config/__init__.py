@@ -1,0 +1,1 @@
+"""Settings: the one frozen settings object, its converters, SIGHUP reload and start-up checks."""
