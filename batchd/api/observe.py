@@ -21,6 +21,7 @@ from typing import Any
 from aiohttp import web
 
 from batchd import __version__
+from batchd.api.context import CONTEXT
 from batchd.errors import BatchdError, Unavailable
 
 # Below this much free space on the state directory's filesystem the database is reported as
@@ -85,10 +86,6 @@ async def db_health(ctx: Any) -> tuple[bool, str | None, int | None]:
 
 
 async def snapshot(request: web.Request) -> dict[str, Any]:
-    from batchd.api.app import (
-        CONTEXT,  # api imports nothing from here; avoid a cycle at import time
-    )
-
     ctx = request.app[CONTEXT]
     monitor, counters = request.app[MONITOR], request.app[COUNTERS]
     jobs = await ctx.store.job_state_counts()
@@ -209,8 +206,6 @@ async def daemon_status(request: web.Request) -> web.Response:
 
 
 async def healthz(request: web.Request) -> web.Response:
-    from batchd.api.app import CONTEXT
-
     ctx = request.app[CONTEXT]
     writable, problem, free = await db_health(ctx)
     body: dict[str, Any] = {"status": "ok" if writable else "unavailable",
