@@ -19,10 +19,12 @@ install: $(BIN)/.installed
 demo: $(BIN)/.installed
 	PATH="$(abspath $(BIN)):$$PATH" bash scripts/demo.sh
 
-# ruff (settings in pyproject.toml) and mypy (strict for the core modules and the store).
+# ruff (settings in pyproject.toml), mypy (strict for the core modules and the store) and
+# the import rules of docs/design.md (import-linter; contracts in pyproject.toml).
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/mypy batchd batchctl
+	$(BIN)/lint-imports --no-cache
 
 test: $(BIN)/.installed lint
 	$(BIN)/python -m pytest -q
