@@ -7,7 +7,8 @@ against the project's fields, every number's type and range, every key's spellin
 a did-you-mean), because a mistake found after 100,000 jobs were submitted costs real money.
 
 Problems are collected (up to MAX_PROBLEMS) and reported together, each as
-`FILE: JSON.path: what is wrong; how to fix it`. The per-key walk is in definition_parser.
+`FILE: JSON.path: what is wrong; how to fix it`. The per-key walk is in definition_parser,
+built on the single-value checks of field_checks.
 """
 
 from __future__ import annotations

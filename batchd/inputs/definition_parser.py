@@ -14,17 +14,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from batchd.inputs.templates import TemplateError, template_fields, validate_template
+from batchd.inputs.field_checks import FieldChecks
 from batchd.inputs.validation import (
     MAX_ATTEMPTS,
     MAX_FACTOR,
     MAX_MEMORY,
-    MAX_PROBLEMS,
     MAX_SPOT_ATTEMPTS,
     MAX_TIMEOUT,
     MAX_VCPUS,
     MIN_TIMEOUT,
-    Problems,
     env_name_problem,
     is_number,
     number_text,
@@ -32,7 +30,6 @@ from batchd.inputs.validation import (
     text_to_float,
 )
 from batchd.naming import NAME_RE, NAME_RULES
-from batchd.text import shorten
 
 # AWS SubmitJob rejects requests whose parameters and overrides exceed 30 KiB.
 SUBMIT_PAYLOAD_LIMIT = 30 * 1024
@@ -74,16 +71,6 @@ class Analysis:
     retry: dict | None
 
 
-def _is_whole(value: Any) -> bool:
-    return is_number(value) and float(value).is_integer()
-
-
-def _quoted_number_hint(value: Any) -> str:
-    if isinstance(value, str) and text_to_float(value) is not None:
-        return "; write the number without quotes"
-    return ""
-
-
 def payload_size(parameters: Mapping[str, str], command: Iterable[str] | None,
                  environment: Mapping[str, str]) -> int:
     """Bytes the parameters and overrides take in a SubmitJob request, as AWS counts them."""
@@ -92,82 +79,9 @@ def payload_size(parameters: Mapping[str, str], command: Iterable[str] | None,
     return len(json.dumps(body, separators=(",", ":")).encode())
 
 
-class Parser:
-    """Walks one definition, collecting problems in `problems` instead of raising."""
+class Parser(FieldChecks):
+    """Walks one definition, section by section, collecting problems in `problems`."""
 
-    def __init__(self, filename: str, fields: Iterable[str]) -> None:
-        self.filename = filename
-        self.fields = frozenset(fields)
-        self.problems = Problems(filename)
-
-    # ------------------------------------------------------------------ small checks
-    def keys(self, obj: dict, allowed: Iterable[str], path: str,
-             moved: Mapping[str, str] | None = None) -> None:
-        self.problems.unknown_keys(obj, allowed, path, moved=moved, list_allowed=True)
-
-    def object(self, value: Any, path: str, what: str) -> dict | None:
-        if isinstance(value, dict):
-            return value
-        self.problems.add(path, f"expected {what}, got {show(value)}")
-        return None
-
-    def text(self, value: Any, path: str, *, required: bool = True) -> str | None:
-        if isinstance(value, str) and (value.strip() or not required):
-            return value
-        got = "an empty string" if value == "" else show(value)
-        self.problems.add(path, f"expected a non-empty string, got {got}")
-        return None
-
-    def template(self, value: Any, path: str) -> str | None:
-        if not isinstance(value, str):
-            self.problems.add(path, f"expected a string (a template such as "
-                                    f"\"{{sample_name}}\"), got {show(value)}")
-            return None
-        try:
-            if len(self.problems.shown) >= MAX_PROBLEMS:
-                # counted, not shown: skip the message (a sort of every column, a did-you-mean)
-                if not self.fields.issuperset(template_fields(value)):
-                    self.problems.count += 1
-                    return None
-                return value
-            validate_template(value, self.fields, where=f"{self.filename}: {shorten(path)}")
-        except TemplateError as exc:
-            self.problems.note(exc.message)
-            return None
-        return value
-
-    def value(self, raw: Any, path: str) -> str | None:
-        """A parameter or environment value: a template, or a number turned into text."""
-        return number_text(raw) if is_number(raw) else self.template(raw, path)
-
-    def whole(self, value: Any, path: str, *, minimum: int, unit: str, example: int,
-              maximum: int, why: str) -> int | None:
-        if _is_whole(value) and minimum <= value <= maximum:
-            return int(value)
-        if _is_whole(value) and value > maximum:
-            self.problems.add(path, f"must be at most {maximum:,} {unit} ({why}), got "
-                                    f"{show(value)}")
-        elif _is_whole(value):
-            self.problems.add(path, f"must be at least {minimum} {unit}, got {show(value)}")
-        else:
-            self.problems.add(path, f"expected a whole number of {unit} (e.g. {example}), got "
-                                    f"{show(value)}{_quoted_number_hint(value)}")
-        return None
-
-    def number(self, value: Any, path: str, *, minimum: float, strict: bool, what: str,
-               example: str, maximum: float, why: str) -> float | None:
-        if is_number(value) and value > maximum:
-            self.problems.add(path, f"expected {what} of at most {maximum:g} ({why}), got "
-                                    f"{show(value)}")
-            return None
-        if is_number(value) and (value > minimum if strict else value >= minimum):
-            return float(value)
-        bound = f"greater than {minimum:g}" if strict else f"at least {minimum:g}"
-        self.problems.add(path, f"expected {what} {bound} (e.g. {example}), got "
-                                f"{show(value)}{_quoted_number_hint(value)}")
-        return None
-
-    # ------------------------------------------------------------------ sections
     def definition(self, data: Any) -> tuple[str | None, list[Analysis]]:
         if not isinstance(data, dict):
             self.problems.add("", f"the top level must be a JSON object with workflow_name and "

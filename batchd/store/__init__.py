@@ -6,13 +6,14 @@ from pathlib import Path
 
 from batchd.store.control import ControlQueries
 from batchd.store.loop_reads import Claim
+from batchd.store.polls import AttemptUpdate, PollQueries
 from batchd.store.projects import ProjectQueries
-from batchd.store.scheduling import AttemptUpdate, SchedulingQueries
+from batchd.store.submissions import SubmissionQueries
 
 __all__ = ["Store", "Claim", "AttemptUpdate"]
 
 
-class Store(ProjectQueries, SchedulingQueries, ControlQueries):
+class Store(ProjectQueries, SubmissionQueries, PollQueries, ControlQueries):
     @classmethod
     async def open(cls, path: Path) -> Store:
         store = cls(path)

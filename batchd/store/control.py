@@ -19,7 +19,7 @@ from batchd.model import (
     WAITING,
 )
 from batchd.store.base import StoreBase
-from batchd.store.scheduling import CLOSE_UNSENT_SQL
+from batchd.store.submissions import CLOSE_UNSENT_SQL
 
 
 def _q(states: tuple[str, ...]) -> str:
