@@ -23,7 +23,7 @@ demo: $(BIN)/.installed
 # the import rules of docs/design.md (import-linter; contracts in pyproject.toml).
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
-	$(BIN)/mypy batchd batchctl
+	$(BIN)/mypy batchd batchctl batchshared
 	$(BIN)/lint-imports --no-cache
 
 test: $(BIN)/.installed lint

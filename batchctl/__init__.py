@@ -1,5 +1,7 @@
 """batchctl: the command-line client of batchd (standard library only, so it starts fast)."""
 
-# Kept equal to batchd.__version__ and pyproject's version by tests/unit/test_batchctl_layout.py
-# (batchctl never imports batchd, so it cannot ask it).
-__version__ = "0.1.0"
+# batchctl never imports batchd: the version both report is batchshared's (pyproject reads
+# it from there too).
+from batchshared import __version__
+
+__all__ = ["__version__"]

@@ -9,10 +9,11 @@ import argparse
 import os
 import sys
 
-from batchctl import exitcodes, registry
+from batchctl import registry
 from batchctl.client import DEFAULT_TIMEOUT, CtlError
-from batchctl.exitcodes import EXIT_BROKEN_PIPE, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_USAGE
 from batchctl.registry import COMMANDS, GROUPS, Context
+from batchshared import exitcodes
+from batchshared.exitcodes import EXIT_BROKEN_PIPE, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_USAGE
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs ~4 ms at start-up; annotations are strings anyway

@@ -3,7 +3,7 @@
 Standard library only: `batchctl status` must answer in well under 100 ms, so nothing heavy
 (aiohttp, structlog, botocore) may be imported here. Every failure a user can meet is turned
 into a `CtlError` whose message says what to do and whose `exit_code` is one of
-`batchctl/exitcodes.py` (the documented contract).
+`batchshared/exitcodes.py` (the documented contract).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import os
 import socket
 from urllib.parse import quote, urlencode
 
-from batchctl.exitcodes import (
+from batchshared.exitcodes import (
     BY_API_CODE,
     BY_HTTP_STATUS,
     EXIT_ERROR,

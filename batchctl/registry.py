@@ -13,7 +13,7 @@ A name with a space ("jobdef register") makes a sub-command of a group; describe
 once in `GROUPS`. Add the first word of every new command to `MODULES`: the table is static so
 that `batchctl status` imports only the module that defines `status` (start-up time), and
 tests/unit/test_batchctl_layout.py fails if a module registers words the table does not give
-it. Command modules import this module, `client`, `exitcodes`, `util` and `render`; never
+it. Command modules import this module, `client`, `util`, `render` and batchshared; never
 `cli` and never each other, so the import graph has no cycle.
 """
 

@@ -8,7 +8,7 @@ import json
 
 from batchctl import render
 from batchctl.client import CtlError, path_segment
-from batchctl.exitcodes import EXIT_USAGE
+from batchshared.exitcodes import EXIT_USAGE
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs ~4 ms at start-up; annotations are strings anyway

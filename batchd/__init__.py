@@ -1,3 +1,5 @@
 """batchd: run and monitor very large numbers of jobs on AWS Batch."""
 
-__version__ = "0.1.0"
+from batchshared import __version__
+
+__all__ = ["__version__"]

@@ -1,5 +1,5 @@
-"""`batchd`: the daemon's command line. Exit codes: 0 stopped cleanly, 1 a loop crashed or an
-unexpected error, 2 bad configuration, 3 another daemon owns the socket or state directory."""
+"""`batchd`: the daemon's command line. Its exit codes are batchshared/exitcodes.py's
+DAEMON_* (`serve` returns DAEMON_STOPPED or DAEMON_CRASHED)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from batchd import __version__
 from batchd.config.settings import load_settings
 from batchd.errors import InvalidInput, Unavailable
 from batchd.logs import configure_logging
+from batchshared import exitcodes
+from batchshared.exitcodes import DAEMON_ALREADY_RUNNING, DAEMON_BAD_CONFIG
 
 EPILOG = """\
 settings come from (later wins): built-in defaults < TOML config file (--config, else
@@ -26,13 +28,12 @@ environment and these flags; the socket and state directory must be creatable an
 socket path at most 107 bytes, and on aws the profile must exist and the region be a region
 name. Any of these stops batchd with one line naming the setting, exit code 2, nothing created.
 
-exit codes: 0 stopped cleanly, 1 crashed, 2 bad configuration, 3 already running
-"""
+""" + exitcodes.daemon_epilog()
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # one line, like every other bad setting (exit 2)
-        self.exit(2, f"batchd: {message}; see batchd --help\n")
+        self.exit(DAEMON_BAD_CONFIG, f"batchd: {message}; see batchd --help\n")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -66,7 +67,7 @@ def main(argv: list[str] | None = None) -> None:
         settings = load_settings(args)
     except InvalidInput as exc:
         print(f"batchd: {exc.message}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(DAEMON_BAD_CONFIG)
     configure_logging(settings.log_level, settings.log_format)
     from batchd.daemon import AlreadyRunning, serve
     from batchd.sdnotify import notifier
@@ -76,10 +77,10 @@ def main(argv: list[str] | None = None) -> None:
                                  flags={k: v for k, v in args.items() if v is not None}))
     except AlreadyRunning as exc:
         print(f"batchd: {exc.message}", file=sys.stderr)
-        sys.exit(3)
+        sys.exit(DAEMON_ALREADY_RUNNING)
     except (InvalidInput, Unavailable) as exc:
         # This one line is the whole report (journald keeps stderr): a log event as well
         # would say it twice.
         print(f"batchd: {exc.message}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(DAEMON_BAD_CONFIG)
     sys.exit(code)

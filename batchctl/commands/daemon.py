@@ -8,9 +8,9 @@ import time
 
 from batchctl import render
 from batchctl.client import CtlError
-from batchctl.exitcodes import EXIT_ERROR, EXIT_NOT_RUNNING, EXIT_OK, EXIT_UNAVAILABLE
 from batchctl.registry import arg, command
 from batchctl.util import dump_json
+from batchshared.exitcodes import EXIT_ERROR, EXIT_NOT_RUNNING, EXIT_OK, EXIT_UNAVAILABLE
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs ~4 ms at start-up; annotations are strings anyway

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from batchctl import __version__
 from batchctl.client import CtlError
-from batchctl.exitcodes import EXIT_NOT_RUNNING, EXIT_OK
 from batchctl.registry import command
+from batchshared.exitcodes import EXIT_NOT_RUNNING, EXIT_OK
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs ~4 ms at start-up; annotations are strings anyway

@@ -9,9 +9,9 @@ import sys
 
 from batchctl import render
 from batchctl.client import CtlError
-from batchctl.exitcodes import EXIT_OK, EXIT_USAGE
 from batchctl.registry import arg, command
 from batchctl.util import dump_json, parse_target, plural, state_arg, step_arg, workflow_path
+from batchshared.exitcodes import EXIT_OK, EXIT_USAGE
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs ~4 ms at start-up; annotations are strings anyway

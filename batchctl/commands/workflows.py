@@ -11,7 +11,6 @@ from urllib.parse import quote
 
 from batchctl import render
 from batchctl.client import path_segment
-from batchctl.exitcodes import EXIT_ERROR, EXIT_OK
 from batchctl.registry import arg, command
 from batchctl.util import (
     dump_json,
@@ -23,6 +22,7 @@ from batchctl.util import (
     workflow_path,
     write_lines,
 )
+from batchshared.exitcodes import EXIT_ERROR, EXIT_OK
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs ~4 ms at start-up; annotations are strings anyway

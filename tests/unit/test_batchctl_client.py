@@ -629,7 +629,8 @@ def test_global_flags_before_subcommand_subprocess():
 
 # What each command word loads: batchctl's shared modules plus the one command module the
 # registry's table names; `--help` (every command listed) loads them all.
-BASE_MODULES = {"batchctl", "batchctl.cli", "batchctl.client", "batchctl.exitcodes",
+BASE_MODULES = {"batchctl", "batchctl.cli", "batchctl.client", "batchshared",
+                "batchshared.exitcodes",
                 "batchctl.registry", "batchctl.commands"}
 RENDERING = {"batchctl.render", "batchctl.util"}
 
@@ -656,7 +657,8 @@ def test_cli_imports_only_the_command_typed(case):
     code = ("import sys; bare = set(sys.modules); from batchctl.cli import main; "
             f"main({['--socket', '/nonexistent/batchd.sock', *argv]!r}); import json; "
             f"heavy = [m for m in {HEAVY!r} if m in sys.modules and m not in bare]; "
-            "ours = sorted(m for m in sys.modules if m.partition('.')[0] in ('batchctl', 'batchd'))"
+            "ours = sorted(m for m in sys.modules "
+            "if m.partition('.')[0] in ('batchctl', 'batchd', 'batchshared'))"
             "; print(json.dumps([heavy, ours]), file=sys.__stdout__)")
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
                           text=True, env=dict(os.environ, PYTHONPATH=str(REPO)), timeout=60)

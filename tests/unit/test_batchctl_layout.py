@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from batchctl import exitcodes, registry
+from batchctl import registry
+from batchshared import exitcodes
 
 REPO = Path(__file__).resolve().parents[2]
 PACKAGE = REPO / "batchctl"
@@ -156,11 +157,23 @@ def test_command_modules_import_no_other_command_module():
 
 
 # -- exit codes and version: one definition, the docs agree -----------------------------------
-def _readme_exit_codes() -> list[tuple[int, str]]:
+def _readme_exit_codes(heading: str = "batchctl exit codes") -> list[tuple[int, str]]:
     text = (REPO / "README.md").read_text()
-    table = text.split("batchctl exit codes", 1)[1].split("\n\n")[1]
+    table = text.split(heading, 1)[1].split("\n\n")[1]
     rows = re.findall(r"^\| (\d+) \| (.+?) \|$", table, re.MULTILINE)
     return [(int(code), meaning) for code, meaning in rows]
+
+
+def test_readme_daemon_exit_code_table_is_exitcodes():
+    assert _readme_exit_codes("`batchd` exit codes") == list(exitcodes.DAEMON_MEANINGS)
+
+
+def test_batchd_help_shows_the_daemon_exit_codes():
+    proc = subprocess.run([sys.executable, "-m", "batchd", "--help"], cwd=REPO,
+                          capture_output=True, text=True, timeout=60,
+                          env=dict(os.environ, PYTHONPATH=str(REPO), COLUMNS="200"))
+    assert proc.returncode == 0, proc.stderr
+    assert exitcodes.daemon_epilog() in proc.stdout
 
 
 def test_readme_exit_code_table_is_exitcodes():
@@ -193,11 +206,14 @@ def test_every_batchd_error_code_has_an_exit_code():
     assert codes and codes <= set(exitcodes.BY_API_CODE)
 
 
-def test_batchctl_version_is_batchds_and_pyprojects():
+def test_one_version_for_both_programs_and_the_package():
     import batchctl
     import batchd
+    import batchshared
 
-    pyproject = re.search(r'^version = "([^"]+)"', (REPO / "pyproject.toml").read_text(),
-                          re.MULTILINE)
-    assert pyproject is not None
-    assert batchctl.__version__ == batchd.__version__ == pyproject.group(1)
+    assert batchctl.__version__ is batchd.__version__ is batchshared.__version__
+    # pyproject takes it from there too, rather than repeating it
+    text = (REPO / "pyproject.toml").read_text()
+    assert 'dynamic = ["version"]' in text
+    assert 'version = { attr = "batchshared.__version__" }' in text
+    assert not re.search(r'^version = "', text, re.MULTILINE)

@@ -1,6 +1,7 @@
-"""batchctl's exit codes: the one definition. `--help` (cli.py's epilog), the client's error
-mapping and every command take them from here; tests/unit/test_batchctl_layout.py checks
-that README.md's exit-code table says the same."""
+"""The exit codes of batchctl and of the batchd daemon: the one definition. batchctl's
+`--help` (cli.py's epilog), its client's error mapping and every command, and batchd's
+`--help` and `main`, take them from here; tests/unit/test_batchctl_layout.py checks that
+README.md's two exit-code tables say the same."""
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -49,3 +50,22 @@ BY_HTTP_STATUS = {
 def epilog() -> str:
     """The "exit codes:" section at the end of `batchctl --help`."""
     return "exit codes:\n" + "".join(f"  {code}  {text}\n" for code, text in MEANINGS)
+
+
+# -- the daemon: what systemd (and a script starting batchd) sees ------------------------------
+DAEMON_STOPPED = 0          # stopped cleanly
+DAEMON_CRASHED = 1          # a loop crashed: the unit's Restart=on-failure restarts it
+DAEMON_BAD_CONFIG = 2       # the unit's RestartPreventExitStatus: restarting would not help
+DAEMON_ALREADY_RUNNING = 3
+
+DAEMON_MEANINGS = (
+    (DAEMON_STOPPED, "stopped cleanly (SIGTERM, SIGINT or `batchctl daemon stop`)"),
+    (DAEMON_CRASHED, "a loop crashed or an unexpected error (systemd restarts it)"),
+    (DAEMON_BAD_CONFIG, "bad configuration (one line on stderr names the setting and the fix)"),
+    (DAEMON_ALREADY_RUNNING, "another batchd already owns the socket or the state directory"),
+)
+
+
+def daemon_epilog() -> str:
+    """The "exit codes:" section at the end of `batchd --help`."""
+    return "exit codes:\n" + "".join(f"  {code}  {text}\n" for code, text in DAEMON_MEANINGS)
