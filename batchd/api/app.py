@@ -286,7 +286,7 @@ async def workflow_status(request: web.Request) -> web.Response:
     workflow = await _workflow(request)
     status = await ctx.store.workflow_status(workflow)
     status["compute"] = await ctx.compute_spent(workflow["id"], status)
-    auth = getattr(ctx.backend, "auth", None)
+    auth = ctx.backend.auth
     status["backend_auth"] = auth.snapshot() if auth is not None and auth.failing() else None
     return _json(status)
 
@@ -306,7 +306,7 @@ async def list_jobs(request: web.Request) -> web.Response:
         workflow["id"], state=state, sample=q.get("sample") or None,
         step=_int(q, "step"), limit=min(_int(q, "limit", minimum=1) or 500, 1000),
         after=_int(q, "after") or 0)
-    auth = getattr(ctx.backend, "auth", None)
+    auth = ctx.backend.auth
     failing = auth is not None and auth.failing()
     # Not stored: it holds exactly as long as the refusal does, and a job is never failed
     # for it (backend_auth.py).

@@ -42,6 +42,7 @@ class AwsBackend(Backend):
     name = "aws"
     LOGS_CONCURRENCY = 4
     outputs: S3OutputStore
+    auth: AuthWatch                # never None here: every call reports to it
     LOGS_PAGE_LIMIT: int | None = None   # events per GetLogEvents page (None: AWS's 10,000/1 MB)
     LOG_GROUP_MEMORY = 50_000      # streams whose job uses a custom awslogs group
 
