@@ -289,8 +289,8 @@ async def serve(settings: Settings, *, notify: Callable[[str], None] | None = No
         except Unavailable as exc:   # read-only, full, or not a database file
             raise InvalidInput(f"state_dir: {exc.message}") from None
         backend = make_backend(settings)
-        auth = getattr(backend, "auth", None)     # refused credentials' back-off starts at the
-        if auth is not None:                      # poll interval (backend_auth.py)
+        auth = backend.auth     # refused credentials' back-off starts at the
+        if auth is not None:    # poll interval (backends/auth.py)
             auth.base = settings.effective_poll_interval
         crashpoints.install(store, backend)  # TEST-ONLY; no-op unless BATCHD_CRASH_AT/_LOG set
         try:

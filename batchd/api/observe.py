@@ -92,7 +92,7 @@ async def snapshot(request: web.Request) -> dict[str, Any]:
     writable, problem, free = await db_health(ctx)
     backend = ctx.backend
     budget = getattr(backend, "budget", None)
-    auth = getattr(backend, "auth", None)
+    auth = backend.auth
     return {
         "version": __version__, "backend": backend.name, "pid": os.getpid(),
         "started_at": ctx.started_at, "uptime_seconds": round(time.time() - ctx.started_at, 3),

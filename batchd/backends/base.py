@@ -12,6 +12,8 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from batchd.backends.auth import AuthWatch
+
 # AWS Batch job states, in lifecycle order.
 ACTIVE_STATES = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING")
 TERMINAL_STATES = ("SUCCEEDED", "FAILED")
@@ -91,6 +93,9 @@ class OutputStore(abc.ABC):
 class Backend(abc.ABC):
     name: str = "abstract"
     outputs: OutputStore
+    # Credentials the service refuses, per operation (backends/auth.py): the loops back off on
+    # them and status shows them. None for a backend whose credentials never expire (local).
+    auth: AuthWatch | None = None
 
     async def start(self) -> None:  # noqa: B027 -- optional hook, no-op by default
         """Open clients / recover state. Called once before any other method."""

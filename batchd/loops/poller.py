@@ -76,7 +76,7 @@ class Poller:
         self.runs = ShortestRuns()
         self._running_since: dict[int, float] = {}   # attempt id -> first poll seeing RUNNING
         self._next_due: float | None = None          # the first attempt not polled this cycle
-        self.auth: AuthWatch | None = getattr(backend, "auth", None)
+        self.auth: AuthWatch | None = backend.auth
 
     @property
     def interval(self) -> float:

@@ -89,7 +89,7 @@ class Submitter:
         # absent and sent again by a third batch)
         self._sending: Counter[int] = Counter()
         self._sem = asyncio.Semaphore(max(1, settings.submit_concurrency))
-        self.auth: AuthWatch | None = getattr(backend, "auth", None)
+        self.auth: AuthWatch | None = backend.auth
 
     async def run(self) -> None:
         # Up to PIPELINE batches are sent at once: the next batch is claimed while the

@@ -96,11 +96,11 @@ def request(name: str, **kw) -> SubmitRequest:
 
 
 async def test_endpoint_from_env_only(backend, moto_url):
-    assert backend.batch.meta.endpoint_url == moto_url
-    assert backend.s3.meta.endpoint_url == moto_url
-    assert backend.logs.meta.endpoint_url == moto_url
-    assert backend.s3.meta.config.s3["addressing_style"] == "path"   # override -> path style
-    assert backend.batch.meta.config.retries["total_max_attempts"] == 1
+    assert backend.clients.batch.meta.endpoint_url == moto_url
+    assert backend.clients.s3.meta.endpoint_url == moto_url
+    assert backend.clients.logs.meta.endpoint_url == moto_url
+    assert backend.clients.s3.meta.config.s3["addressing_style"] == "path"   # override: path
+    assert backend.clients.batch.meta.config.retries["total_max_attempts"] == 1
     assert backend.region == REGION
     await backend.list_job_definitions()                         # really reaches moto
 
@@ -114,8 +114,8 @@ async def test_service_specific_endpoint_env_wins(aws_env, moto_url):
     b = AwsBackend(budget=RateBudget(100.0), region="us-east-1")
     await b.start()
     try:
-        assert b.batch.meta.endpoint_url == moto_url
-        assert b.s3.meta.endpoint_url == dead
+        assert b.clients.batch.meta.endpoint_url == moto_url
+        assert b.clients.s3.meta.endpoint_url == dead
         assert isinstance(await b.list_job_definitions(), list)
     finally:
         await b.close()
@@ -153,7 +153,7 @@ async def jobdef(backend):
 
 async def test_submit_all_fields(backend, jobdef, moto_url):
     sent: list[dict] = []
-    backend.batch.meta.events.register(
+    backend.clients.batch.meta.events.register(
         "provide-client-params.batch.SubmitJob", lambda params, **_: sent.append(dict(params)))
     name = f"p-w-s1-0-a1-{uuid.uuid4().hex[:8]}"
     tags = {"batchd:project": "p", "batchd:workflow": "w", "batchd:sample": "s1",
@@ -194,7 +194,7 @@ async def test_submit_rejected_in_plain_words(backend, jobdef):
 async def test_unvalidated_submits_are_stored_as_built(backend, jobdef, moto_url):
     """SubmitJob and DescribeJobs go through the Batch client without parameter validation:
     moto stores every field submit_params builds, unicode included, and answers alike."""
-    assert backend.outputs.client is backend.s3       # plain aiobotocore for output checks too
+    assert backend.outputs.client is backend.clients.s3   # plain aiobotocore for output checks
     tags = {"batchd:project": "p", "batchd:sample": "s1"}
     kw = dict(parameters={"sample": "s1"}, vcpus=2, memory=4096, command=["run.sh", "é"],
               environment={"SAMPLE": "s1"}, timeout=3600, tags=tags)
@@ -259,7 +259,7 @@ async def test_queues(backend):
 
 
 async def test_fetch_logs_all_pages(backend, moto_url):
-    logs = backend.logs
+    logs = backend.clients.logs
     group, stream = "/aws/batch/job", f"{JOBDEF}/default/{uuid.uuid4().hex}"
     try:
         await logs.create_log_group(logGroupName=group)
@@ -284,7 +284,7 @@ async def test_fetch_logs_all_pages(backend, moto_url):
 
 
 async def test_s3_outputs_list_and_head(backend):
-    s3 = backend.s3
+    s3 = backend.clients.s3
     await s3.create_bucket(Bucket=BUCKET)
     sem = asyncio.Semaphore(32)
 
@@ -336,7 +336,7 @@ async def test_s3_outputs_list_and_head(backend):
 async def test_s3_outputs_ten_thousand_in_a_few_lists(backend):
     """10,000 outputs of s3://bucket/proj/{sample}.json: about ten LIST calls (here: none
     exist, and the same number of pages is needed when they do - one per 1,000 keys)."""
-    s3 = backend.s3
+    s3 = backend.clients.s3
     bucket = "batchd-big"
     await s3.create_bucket(Bucket=bucket)
     await s3.put_object(Bucket=bucket, Key="proj/s00042.json", Body=b"{}")
@@ -356,7 +356,7 @@ TRICKY_KEYS = ["plain/a.json", "with space/b c.json", "unicodé/ß-ü.json", "pl
 async def test_s3_outputs_find_keys_needing_every_escape(backend):
     """Output checks over plain aiobotocore, HEAD and LIST alike, for keys needing every
     kind of escaping: present ones found, missing ones not."""
-    s3, store = backend.s3, backend.outputs
+    s3, store = backend.clients.s3, backend.outputs
     bucket = f"tricky-{uuid.uuid4().hex[:8]}"
     await s3.create_bucket(Bucket=bucket)
     for key in TRICKY_KEYS:

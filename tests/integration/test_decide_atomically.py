@@ -12,6 +12,7 @@ from batchd.config.settings import Settings
 from batchd.loops.poller import Poller
 from batchd.store import AttemptUpdate, Store
 from batchd.wakeups import Wakeups
+from tests.stub_backend import StubBackend
 from tests.unit.test_store import _claimed
 
 
@@ -26,10 +27,10 @@ class CrashingStore(Store):
         raise Crash
 
 
-class FailingBackend:
-    async def describe(self, ids):
+class FailingBackend(StubBackend):
+    async def describe(self, job_ids):
         return [JobStatus(i, "n", "FAILED", status_reason="Essential container in task exited",
-                          exit_code=1) for i in ids]
+                          exit_code=1) for i in job_ids]
 
 
 def _job_states(path) -> list[tuple[str, str]]:
@@ -44,8 +45,7 @@ async def test_a_crash_after_recording_a_failed_poll_leaves_the_job_decided(tmp_
     try:
         _, claims = await _claimed(store, 1)
         await store.record_submitted([(claims[0].attempt_id, "id-1")], 0)
-        poller = Poller(store, FailingBackend(), Settings(), Wakeups(),  # type: ignore[arg-type]
-                        asyncio.Event())
+        poller = Poller(store, FailingBackend(), Settings(), Wakeups(), asyncio.Event())
         due = await store.attempts_due(1e12, 10)
         try:
             await poller._poll_batch(due)

@@ -122,7 +122,8 @@ async def stubbed(fake_env):
     backend = AwsBackend(budget=RateBudget(100.0), region="us-east-1")
     await backend.start()
     try:
-        with AioStubber(backend.batch) as fast, AioStubber(backend.batch_checked) as checked:
+        clients = backend.clients
+        with AioStubber(clients.batch) as fast, AioStubber(clients.batch_checked) as checked:
             yield backend, fast, checked
     finally:
         await backend.close()
@@ -141,7 +142,7 @@ async def test_submit_params_are_valid_for_botocore_model(request_, stubbed):
     params = AwsBackend.submit_params(request_)
     checked.add_response("submit_job", {"jobId": "j-1", "jobName": "n", "jobArn": "a"},
                          expected_params=params)
-    assert (await backend.batch_checked.submit_job(**params))["jobId"] == "j-1"
+    assert (await backend.clients.batch_checked.submit_job(**params))["jobId"] == "j-1"
     checked.assert_no_pending_responses()
 
 
@@ -155,9 +156,9 @@ async def test_only_the_per_job_client_skips_validation(stubbed):
     answer = {"jobId": "j-1", "jobName": "n", "jobArn": "a"}
     checked.add_response("submit_job", answer)
     with pytest.raises(ParamValidationError, match="timeout.attemptDurationSeconds"):
-        await backend.batch_checked.submit_job(**params)
+        await backend.clients.batch_checked.submit_job(**params)
     fast.add_response("submit_job", answer)
-    assert (await backend.batch.submit_job(**params))["jobId"] == "j-1"
+    assert (await backend.clients.batch.submit_job(**params))["jobId"] == "j-1"
 
 
 # --------------------------------------------------------------------------- socket level

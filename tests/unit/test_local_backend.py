@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 from batchd.backends.base import SubmitRequest
-from batchd.backends.local.backend import HOST_TERMINATED, LocalBackend, LocalOutputStore
+from batchd.backends.local.backend import LocalBackend, LocalOutputStore
 from batchd.backends.local.runner import OOM_REASON, TIMEOUT_REASON, proc_starttime
+from batchd.backends.local.scheduler import HOST_TERMINATED
 from batchd.errors import PermanentBackendError, Unavailable
 
 PY = sys.executable
@@ -350,7 +351,7 @@ async def test_interrupted_launch_is_failed_and_cannot_start_later(h):
     await b.register_job_definition(jobdef("x", ["true"]))
     job_id = await b.submit(SubmitRequest(job_name="x1", queue="q", job_definition="x"))
     job = b._jobs[job_id]
-    b._set(job, "STARTING")
+    b.scheduler.set_status(job, "STARTING")
     await h.stop(b)
     b2 = await h.backend()
     [st] = await b2.describe([job_id])

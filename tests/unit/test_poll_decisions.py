@@ -11,6 +11,7 @@ from structlog.testing import capture_logs
 from batchd.config.settings import Settings
 from batchd.loops.poller import Poller
 from batchd.wakeups import Wakeups
+from tests.stub_backend import StubBackend
 
 
 def _ctx(state: str) -> dict:
@@ -20,7 +21,8 @@ def _ctx(state: str) -> dict:
 
 
 def _decide(state: str) -> tuple[list, list[str]]:
-    poller = Poller(None, None, Settings(), Wakeups(), asyncio.Event())  # type: ignore[arg-type]
+    poller = Poller(None, StubBackend(), Settings(), Wakeups(),  # type: ignore[arg-type]
+                    asyncio.Event())                              # (no store: never used)
     with capture_logs() as logs:
         decisions = poller.decisions([(_ctx(state), "app_error", "killed")])
     return decisions, [entry["event"] for entry in logs]

@@ -19,6 +19,7 @@ from batchd.loops.poller import (
     ShortestRuns,
 )
 from batchd.wakeups import Wakeups
+from tests.stub_backend import StubBackend
 
 INTERVAL = 30.0
 
@@ -26,7 +27,8 @@ INTERVAL = 30.0
 @pytest.fixture
 def poller() -> Poller:
     settings = Settings(backend="aws", poll_interval=INTERVAL)
-    return Poller(None, None, settings, Wakeups(), asyncio.Event())  # type: ignore[arg-type]
+    return Poller(None, StubBackend(), settings, Wakeups(),  # type: ignore[arg-type]
+                  asyncio.Event())                              # (no store: never used)
 
 
 def _next(poller: Poller, state: str, runnable_for: float | None) -> float:
@@ -124,11 +126,12 @@ async def test_runs_are_timed_on_this_machines_clock(poller, monkeypatch):
         async def apply_poll(self, updates, missing, failures=()):
             self.updates = updates
 
-    class Backend:
+    class Backend(StubBackend):
         state = "RUNNING"
 
-        async def describe(self, ids):
-            return [JobStatus(i, f"n{i}", self.state, started_at=1, stopped_at=2) for i in ids]
+        async def describe(self, job_ids):
+            return [JobStatus(i, f"n{i}", self.state, started_at=1, stopped_at=2)
+                    for i in job_ids]
 
     clock = [1000.0]
     monkeypatch.setattr(module.time, "time", lambda: clock[0])

@@ -9,11 +9,12 @@ import asyncio
 from batchd.config.settings import Settings
 from batchd.loops.submitter import Submitter, build_request
 from batchd.wakeups import Wakeups
+from tests.stub_backend import StubBackend
 
 from .test_store import _claimed
 
 
-class RecordingBackend:
+class RecordingBackend(StubBackend):
     def __init__(self) -> None:
         self.sent: list[str] = []
 

@@ -39,7 +39,7 @@ async def list_jobs(request: web.Request) -> web.Response:
         workflow["id"], state=state, sample=q.get("sample") or None,
         step=query_int(q, "step"), limit=min(query_int(q, "limit", minimum=1) or 500, 1000),
         after=query_int(q, "after") or 0)
-    auth = getattr(ctx.backend, "auth", None)
+    auth = ctx.backend.auth
     failing = auth is not None and auth.failing()
     # Not stored: it holds exactly as long as the refusal does, and a job is never failed
     # for it (backend_auth.py).

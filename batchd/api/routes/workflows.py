@@ -61,7 +61,7 @@ async def workflow_status(request: web.Request) -> web.Response:
     workflow = await workflow_of(request)
     status = await ctx.store.workflow_status(workflow)
     status["compute"] = await ctx.compute_spent(workflow["id"], status)
-    auth = getattr(ctx.backend, "auth", None)
+    auth = ctx.backend.auth
     status["backend_auth"] = auth.snapshot() if auth is not None and auth.failing() else None
     return reply(status)
 

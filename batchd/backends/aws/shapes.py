@@ -1,13 +1,14 @@
 """Translation between batchd's types and AWS Batch's shapes: a SubmitRequest -> SubmitJob's
-parameters, and DescribeJobs' JobDetail (or ListJobs' JobSummary) -> JobStatus. Pure."""
+parameters, DescribeJobs' JobDetail (or ListJobs' JobSummary) -> JobStatus, and a
+DescribeJobQueues entry with its compute environments -> QueueInfo. Pure."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from batchd.backends.base import JobStatus, SubmitRequest
+from batchd.backends.base import JobStatus, QueueInfo, SubmitRequest
 
-__all__ = ["custom_log_group", "job_status_from_detail", "submit_params"]
+__all__ = ["custom_log_group", "job_status_from_detail", "queue_info", "submit_params"]
 
 
 def _resources(requirements: list[dict[str, Any]] | None) -> tuple[float | None, int | None]:
@@ -85,3 +86,28 @@ def submit_params(request: SubmitRequest) -> dict[str, Any]:
     if request.tags:
         params["tags"] = {str(k): str(v) for k, v in request.tags.items()}
     return params
+
+
+def queue_info(queue: dict[str, Any], ces: dict[str, dict[str, Any]]) -> QueueInfo:
+    """One DescribeJobQueues entry -> QueueInfo. `ces`: DescribeComputeEnvironments' entries
+    by ARN and by name; a compute environment that is not enabled and valid is named in the
+    status reason, and the capacity is the largest `maxvCpus` of the queue's environments."""
+    max_vcpus: float | None = None
+    problems = []
+    for entry in queue.get("computeEnvironmentOrder", []):
+        ce = ces.get(entry.get("computeEnvironment", ""))
+        if ce is None:
+            continue
+        if ce.get("state") != "ENABLED" or ce.get("status") not in (None, "VALID"):
+            problems.append(f"compute environment {ce.get('computeEnvironmentName')} "
+                            f"is {ce.get('state')}/{ce.get('status')}"
+                            + (f": {ce['statusReason']}" if ce.get("statusReason") else ""))
+        cap = (ce.get("computeResources") or {}).get("maxvCpus")
+        if cap is not None:
+            max_vcpus = max(max_vcpus or 0.0, float(cap))
+    reason = queue.get("statusReason")
+    if problems:
+        reason = "; ".join(([reason] if reason else []) + problems)
+    return QueueInfo(name=queue.get("jobQueueName", ""), state=queue.get("state"),
+                     status=queue.get("status"), status_reason=reason, max_vcpus=max_vcpus,
+                     max_memory=None)

@@ -1,6 +1,6 @@
 """The local backend's job records and on-disk helpers: one `_Job` per job directory, reading
 state and pid files, finding the jobs on disk at start, starting a runner, and telling a live
-runner from a recycled pid (see local.py for the layout of `STATE_DIR/local/`)."""
+runner from a recycled pid (see local/backend.py for the layout of `STATE_DIR/local/`)."""
 
 from __future__ import annotations
 
