@@ -9,21 +9,29 @@ from __future__ import annotations
 
 from datetime import UTC
 
+from batchshared.model import (
+    CHECKING,
+    COMPLETED,
+    FAILED,
+    FINISHED,
+    IN_FLIGHT,
+    JOB_STATES,
+    QUEUED,
+    READY,
+    WAITING,
+)
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs ~4 ms at start-up; annotations are strings anyway
     from collections.abc import Iterable, Iterator, Mapping, Sequence
     from typing import Any
 
 # Job states in lifecycle order (docs/design.md, "Job model").
-STATES = (
-    "WAITING", "READY", "QUEUED", "SUBMITTING", "SUBMITTED", "PENDING", "RUNNABLE",
-    "STARTING", "RUNNING", "CHECKING", "COMPLETED", "FAILED", "CANCELLED",
-)
-ALWAYS_SHOWN = ("COMPLETED", "FAILED")
-WAITING_STATES = ("WAITING", "READY", "QUEUED")
-ACTIVE_STATES = ("SUBMITTING", "SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING",
-                 "CHECKING")
-WORKFLOW_TERMINAL = ("COMPLETED", "FAILED", "CANCELLED")
+STATES = JOB_STATES
+ALWAYS_SHOWN = (COMPLETED, FAILED)
+WAITING_STATES = (WAITING, READY, QUEUED)
+ACTIVE_STATES = (*IN_FLIGHT, CHECKING)
+WORKFLOW_TERMINAL = FINISHED
 
 GAP = "  "
 DESCRIPTION_WIDTH = 40

@@ -19,8 +19,8 @@ from batchd.api.context import CONTEXT, Context
 from batchd.api.peercred import Caller, caller_of
 from batchd.errors import InvalidInput
 from batchd.inputs.validation import BODY_FIELDS, MAX_JSON_INT, check_fields, load_json
-from batchd.model import JOB_STATES
 from batchd.naming import validate_name
+from batchshared.model import JOB_STATES
 
 
 def reply(data: Any, status: int = 200) -> web.Response:

@@ -25,10 +25,10 @@ from batchd.config.settings import Settings
 from batchd.errors import BackendError, TransientBackendError
 from batchd.failures import SUBMIT_REJECTED, FailedAttempt, RetryPolicy, classify, decide
 from batchd.logs import get_logger
-from batchd.model import CHECKING, IN_FLIGHT
 from batchd.store import AttemptUpdate, Store
 from batchd.text import shorten
 from batchd.wakeups import Wakeups, pause
+from batchshared.model import CHECKING, IN_FLIGHT
 
 MISSING_POLLS_BEFORE_LOST = 3
 DUPLICATE_PATIENCE = 3        # times as many missing polls while a same-name job exists

@@ -6,7 +6,9 @@ import time
 from typing import Any
 
 from batchd.errors import Conflict, InvalidInput
-from batchd.model import (
+from batchd.store.base import StoreBase
+from batchd.store.submissions import CLOSE_UNSENT_SQL
+from batchshared.model import (
     ACTIVE,
     BACKEND_ACTIVE,
     CANCELLED,
@@ -18,8 +20,6 @@ from batchd.model import (
     SUBMITTING,
     WAITING,
 )
-from batchd.store.base import StoreBase
-from batchd.store.submissions import CLOSE_UNSENT_SQL
 
 
 def _q(states: tuple[str, ...]) -> str:

@@ -12,7 +12,7 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
-from batchd.model import BACKEND_ACTIVE, IN_FLIGHT
+from batchshared.model import BACKEND_ACTIVE, IN_FLIGHT
 
 _IN_FLIGHT_SQL = ",".join(f"'{s}'" for s in IN_FLIGHT)
 # The states of the attempts_to_poll partial index (migration 0001), which the poll queries use.

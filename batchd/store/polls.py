@@ -14,7 +14,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from batchd.failures import GiveUp, Retry
-from batchd.model import (
+from batchd.store import loop_reads as reads
+from batchd.store.base import StoreBase
+from batchd.store.loop_reads import _IN_FLIGHT_SQL
+from batchshared.model import (
     CANCELLED,
     CHECKING,
     COMPLETED,
@@ -24,9 +27,6 @@ from batchd.model import (
     READY,
     WAITING,
 )
-from batchd.store import loop_reads as reads
-from batchd.store.base import StoreBase
-from batchd.store.loop_reads import _IN_FLIGHT_SQL
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,8 @@ from collections.abc import Iterable, Sequence
 from typing import Any, cast
 
 from batchd.errors import Conflict, NotFound
-from batchd.model import READY, WAITING, workflow_status
 from batchd.store.base import StoreBase
+from batchshared.model import READY, WAITING, workflow_status
 
 
 class ProjectQueries(StoreBase):

@@ -14,10 +14,10 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from batchd.model import CANCELLED, SUBMITTING
 from batchd.store import loop_reads as reads
 from batchd.store.base import StoreBase
 from batchd.store.loop_reads import Claim, SendOutlook
+from batchshared.model import CANCELLED, SUBMITTING
 
 # An attempt that was never sent, closed because its job was cancelled: nothing exists in the
 # backend, so there is nothing to cancel there. Only 'unsent'/'pending' attempts qualify: an

@@ -632,7 +632,7 @@ def test_global_flags_before_subcommand_subprocess():
 BASE_MODULES = {"batchctl", "batchctl.cli", "batchctl.client", "batchshared",
                 "batchshared.exitcodes",
                 "batchctl.registry", "batchctl.commands"}
-RENDERING = {"batchctl.render", "batchctl.util"}
+RENDERING = {"batchctl.render", "batchctl.util", "batchshared.model"}
 
 
 IMPORT_CASES = {

@@ -1,8 +1,11 @@
-"""Job and workflow states, and how a workflow's overall status follows from its job counts."""
+"""Job and workflow states, and how a workflow's overall status follows from its job counts:
+the one definition, used by batchd's store, loops and API and by batchctl's renderer."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # batchctl imports this module: no import at run time that costs start-up
+    from collections.abc import Mapping
 
 # batchd's own job states, in lifecycle order (see docs/design.md).
 WAITING = "WAITING"          # an earlier step of the same sample is not complete yet
