@@ -17,8 +17,10 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from batchd.backends.aws.backend import AwsBackend, classify_client_error, job_status_from_detail
+from batchd.backends.aws.backend import AwsBackend
+from batchd.backends.aws.errors import classify_client_error
 from batchd.backends.aws.ratelimit import RateBudget
+from batchd.backends.aws.shapes import job_status_from_detail
 from batchd.backends.base import SubmitRequest
 from batchd.errors import (
     PermanentBackendError,

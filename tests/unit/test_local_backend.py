@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from batchd.backends.base import SubmitRequest
-from batchd.backends.local.backend import LocalBackend, LocalOutputStore
+from batchd.backends.local.backend import LocalBackend
+from batchd.backends.local.outputs import LocalOutputStore
 from batchd.backends.local.runner import OOM_REASON, TIMEOUT_REASON, proc_starttime
 from batchd.backends.local.scheduler import HOST_TERMINATED
 from batchd.errors import PermanentBackendError, Unavailable

@@ -31,7 +31,7 @@ from batchd.backends.aws.shapes import (
 from batchd.backends.base import DESCRIBE_BATCH, Backend, JobStatus, QueueInfo, SubmitRequest
 from batchd.errors import SubmitOutcomeUnknown, Throttled, TransientBackendError
 
-__all__ = ["AwsBackend", "classify_client_error", "job_status_from_detail"]
+__all__ = ["AwsBackend"]
 
 
 def _chunks(items: list[Any], size: int) -> list[list[Any]]:

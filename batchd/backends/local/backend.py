@@ -44,7 +44,6 @@ from typing import Any
 import structlog
 
 from batchd.backends.base import (
-    ACTIVE_STATES,
     Backend,
     JobStatus,
     OutputStore,
@@ -227,4 +226,4 @@ class LocalBackend(Backend):
                 for n in names]
 
 
-__all__ = ["LocalBackend", "LocalOutputStore", "ACTIVE_STATES"]
+__all__ = ["LocalBackend"]
